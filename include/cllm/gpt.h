@@ -1,0 +1,193 @@
+/* cllm/gpt.h — the GPT-2-architecture model: config, parameter layout, and the device model
+ * (forward, backward, AdamW) whose passes run entirely in OpenCL kernels and CLBlast GEMMs.
+ *
+ * Shape legend (as in llm.c):
+ *   B  batch size              T  sequence length (<= maxT = n_positions)
+ *   C  n_embd                  L  n_layer
+ *   NH n_head                  hs head size = C / NH
+ *   V  vocab_size              Vp padded vocab size (V rounded up to 128; the extra rows of
+ *                                 wte are zero, never trained, and never exported)
+ *
+ * Architecture: learned position embeddings, pre-LayerNorm blocks, causal multi-head
+ * self-attention with a fused qkv projection, GELU (tanh approximation, HF "gelu_new"), 4x MLP,
+ * final LayerNorm, LM head tied to the token embedding, biases everywhere.
+ *
+ * Parameter layout: all parameters live in one float buffer, tensors concatenated in this
+ * order (llm.c's), weights stored (out, in) so that a linear layer is out = in @ W^T + b:
+ *
+ *   wte      (Vp, C)       wpe      (maxT, C)
+ *   ln1w     (L, C)        ln1b     (L, C)
+ *   qkvw     (L, 3C, C)    qkvb     (L, 3C)
+ *   attprojw (L, C, C)     attprojb (L, C)
+ *   ln2w     (L, C)        ln2b     (L, C)
+ *   fcw      (L, 4C, C)    fcb      (L, 4C)
+ *   fcprojw  (L, C, 4C)    fcprojb  (L, C)
+ *   lnfw     (C)           lnfb     (C)
+ *
+ * Gradients and the AdamW moments m, v use the same layout. Hugging Face GPT-2 names each
+ * per-layer slice separately ("h.3.attn.c_attn.weight") and stores Conv1D weights as (in, out),
+ * i.e. transposed: cllm_gpt_hf_tensor() maps between the two.
+ *
+ * Tutorial:
+ *     cllm_gpt_config cfg;
+ *     cllm_gpt_config_load("models/gpt-nano.json", &cfg);
+ *     cllm_gpt_opts o = {.max_batch = 8, .max_seq = 256, .training = true};
+ *     cllm_gpt *m;
+ *     cllm_gpt_init(&m, rt, &cfg, &o);          // sizes checked against the device first
+ *     cllm_gpt_init_weights(m, 1337);            // GPT-2 init, identical on every device
+ *     for (step = 1; ...) {
+ *         cllm_gpt_zero_grad(m);
+ *         cllm_gpt_forward(m, inputs, targets, B, T);   // (B, T) token ids each
+ *         cllm_gpt_backward(m, 1.0f);
+ *         cllm_gpt_clip_grad_norm(m, 1.0f, &norm);
+ *         cllm_gpt_adamw_step(m, &hp, step);
+ *         cllm_gpt_get_loss(m, &loss);                  // the only read in a step
+ *     }
+ */
+#ifndef CLLM_GPT_H
+#define CLLM_GPT_H
+
+#include "cllm/common.h"
+#include "cllm/runtime.h"
+
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- config */
+
+typedef struct {
+    int vocab_size;           /* V */
+    int n_positions;          /* maxT */
+    int n_embd;               /* C */
+    int n_layer;              /* L */
+    int n_head;               /* NH */
+    float layer_norm_epsilon; /* 1e-5 */
+    float initializer_range;  /* 0.02 */
+} cllm_gpt_config;
+
+/* Parse a config (Hugging Face GPT-2 keys; unknown keys are ignored, a "training" object is
+ * left for cllm train). `source` names the file in messages. Validates (see below). */
+cllm_status cllm_gpt_config_parse(const char *json_text, const char *source, cllm_gpt_config *cfg);
+cllm_status cllm_gpt_config_load(const char *path, cllm_gpt_config *cfg);
+/* Refuses inconsistent or absurd configs naming the key: non-positive sizes,
+ * n_embd % n_head != 0, and sizes beyond what cllm supports. */
+cllm_status cllm_gpt_config_validate(const cllm_gpt_config *cfg, const char *source);
+/* config.json as Hugging Face writes it for GPT2LMHeadModel (malloc'd string). */
+char *cllm_gpt_config_to_json(const cllm_gpt_config *cfg);
+
+int cllm_gpt_padded_vocab(const cllm_gpt_config *cfg); /* Vp */
+
+/* ---------------------------------------------------------------- parameter layout */
+
+enum {
+    CLLM_P_WTE, CLLM_P_WPE, CLLM_P_LN1W, CLLM_P_LN1B, CLLM_P_QKVW, CLLM_P_QKVB,
+    CLLM_P_ATTPROJW, CLLM_P_ATTPROJB, CLLM_P_LN2W, CLLM_P_LN2B, CLLM_P_FCW, CLLM_P_FCB,
+    CLLM_P_FCPROJW, CLLM_P_FCPROJB, CLLM_P_LNFW, CLLM_P_LNFB,
+    CLLM_P_COUNT
+};
+
+typedef struct {
+    size_t offset[CLLM_P_COUNT]; /* element offset of each tensor in the parameter buffer */
+    size_t numel[CLLM_P_COUNT];  /* elements of each tensor (all layers) */
+    size_t total;                /* elements in all */
+} cllm_gpt_layout;
+
+void cllm_gpt_layout_compute(const cllm_gpt_config *cfg, cllm_gpt_layout *lay);
+/* Parameters a user would count: total minus the padding rows of wte. */
+size_t cllm_gpt_num_params(const cllm_gpt_config *cfg);
+/* Weight decay applies to 2-D weights and the embeddings, not to biases or LayerNorm. */
+bool cllm_gpt_param_decays(int which);
+
+/* One tensor as Hugging Face GPT-2 names and shapes it ("wte.weight", "h.0.attn.c_attn.weight",
+ * ..., "ln_f.bias"; 2 + 12 L + 2 of them). The data is `rows` x `cols` floats at `offset` in
+ * cllm's buffer, row-major; HF's tensor is (rows, cols) too, or (cols, rows) when `transposed`
+ * (Conv1D weights). wte's HF shape is (V, C): only the first V of Vp rows. */
+typedef struct {
+    char name[64];
+    int ndim;         /* 1 or 2 */
+    int64_t shape[2]; /* HF shape */
+    size_t offset;    /* element offset in cllm's buffer */
+    int rows, cols;   /* cllm's view (cols == 1 ... for 1-D: rows = numel, cols = 1) */
+    bool transposed;  /* HF shape is (cols, rows) */
+    bool decay;
+} cllm_gpt_hf_tensor_info;
+
+int cllm_gpt_hf_tensor_count(const cllm_gpt_config *cfg);
+void cllm_gpt_hf_tensor(const cllm_gpt_config *cfg, int i, cllm_gpt_hf_tensor_info *info);
+
+/* ---------------------------------------------------------------- the device model */
+
+/* Targets equal to this are ignored by the loss (no loss, no gradient), like PyTorch's
+ * ignore_index: padding, and everything but assistant tokens in SFT. */
+#define CLLM_IGNORE_TARGET 0xFFFFFFFFu
+
+typedef struct {
+    int max_batch; /* largest B passed to forward */
+    int max_seq;   /* largest T (<= n_positions) */
+    bool training; /* allocate gradients, AdamW moments and backward activations */
+} cllm_gpt_opts;
+
+typedef struct {
+    float lr;
+    float beta1;        /* 0.9 */
+    float beta2;        /* 0.95 */
+    float eps;          /* 1e-8 */
+    float weight_decay; /* 0.1; applied (decoupled) only where cllm_gpt_param_decays() */
+} cllm_adamw_params;
+
+typedef struct cllm_gpt cllm_gpt;
+
+/* Allocate the arenas (parameters, and when training gradients, m, v, activations) after
+ * checking their sizes against the device's global memory and largest allocation; a model
+ * that does not fit fails with CLLM_ERR_TOO_LARGE naming what was needed and suggesting a
+ * smaller batch or sequence. Parameters start at zero. */
+cllm_status cllm_gpt_init(cllm_gpt **m, cllm_runtime *rt, const cllm_gpt_config *cfg,
+                          const cllm_gpt_opts *opts);
+void cllm_gpt_free(cllm_gpt *m);
+const cllm_gpt_config *cllm_gpt_get_config(const cllm_gpt *m);
+/* Bytes the arenas would take for this config and options (for messages and `cllm bench`). */
+size_t cllm_gpt_memory_required(const cllm_gpt_config *cfg, const cllm_gpt_opts *opts);
+
+/* GPT-2 initialisation: N(0, initializer_range) for weights and embeddings, the residual
+ * projections (attprojw, fcprojw) scaled by 1/sqrt(2 L), zero biases, LayerNorm 1 and 0.
+ * Drawn on the host from `seed` (same numbers on every device) and uploaded. */
+cllm_status cllm_gpt_init_weights(cllm_gpt *m, uint64_t seed);
+
+/* Whole-buffer transfers in layout order (layout.total floats). For loading, saving and tests;
+ * never inside a training step. */
+cllm_status cllm_gpt_set_params(cllm_gpt *m, const float *params);
+cllm_status cllm_gpt_get_params(cllm_gpt *m, float *params);
+cllm_status cllm_gpt_get_grads(cllm_gpt *m, float *grads);
+cllm_status cllm_gpt_set_adam(cllm_gpt *m, const float *mom, const float *var);
+cllm_status cllm_gpt_get_adam(cllm_gpt *m, float *mom, float *var);
+
+/* Forward pass over `inputs` (B, T) token ids. With `targets` (B, T) also the per-token losses
+ * and their mean over non-ignored targets; targets may be NULL (logits only). Uploads the ids;
+ * reads nothing back. */
+cllm_status cllm_gpt_forward(cllm_gpt *m, const uint32_t *inputs, const uint32_t *targets, int B,
+                             int T);
+/* Mean loss of the last forward with targets (reads one float). */
+cllm_status cllm_gpt_get_loss(cllm_gpt *m, float *loss);
+/* Per-token losses -log p(target) of the last forward, (B, T); ignored targets give 0. */
+cllm_status cllm_gpt_get_token_losses(cllm_gpt *m, float *losses);
+/* Logits (V floats, unpadded) at batch row b, position t of the last forward. */
+cllm_status cllm_gpt_get_logits(cllm_gpt *m, int b, int t, float *logits);
+
+/* Gradients: zero, then accumulate d(scale * mean loss)/d(params) over the last forward
+ * (scale = 1/k for k accumulation micro-steps). */
+cllm_status cllm_gpt_zero_grad(cllm_gpt *m);
+cllm_status cllm_gpt_backward(cllm_gpt *m, float scale);
+/* Global L2 norm of the gradients, and with max_norm > 0 scale them to at most max_norm
+ * (torch.nn.utils.clip_grad_norm_). *norm (may be NULL: nothing is read) receives the norm
+ * before clipping. */
+cllm_status cllm_gpt_clip_grad_norm(cllm_gpt *m, float max_norm, float *norm);
+/* One AdamW step (torch.optim.AdamW semantics; step is 1-based, for bias correction). */
+cllm_status cllm_gpt_adamw_step(cllm_gpt *m, const cllm_adamw_params *hp, int step);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
