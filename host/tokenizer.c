@@ -718,6 +718,7 @@ void cllm_tokens_free(cllm_tokens *t) {
 }
 
 cllm_status cllm_tokens_push(cllm_tokens *t, const uint32_t *ids, size_t n) {
+    if (n == 0) return CLLM_OK;
     if (t->n + n > t->cap) {
         size_t cap = t->cap ? t->cap : 64;
         while (cap < t->n + n) cap *= 2;

@@ -72,7 +72,7 @@ static vec *load_vectors(const char *path, size_t *count) {
 
 static bool same_ids(const uint32_t *a, size_t na, const uint32_t *b, size_t nb, const char *what,
                      const char *name) {
-    if (na == nb && !memcmp(a, b, na * sizeof *a)) return true;
+    if (na == nb && (na == 0 || !memcmp(a, b, na * sizeof *a))) return true;
     size_t i = 0;
     while (i < na && i < nb && a[i] == b[i]) i++;
     fprintf(stderr, "%s %s: %zu vs %zu ids, first difference at %zu (%d vs %d)\n", what, name,
