@@ -1,0 +1,127 @@
+/* Causal multi-head self-attention: rearrangement and softmax kernels (cl/attention.cl) around
+ * strided-batched GEMMs over the B*NH heads (host/blas.c). The GEMMs compute the full T x T
+ * scores; the softmax masks the upper triangle. */
+#include "ops.h"
+
+#include "blas.h"
+
+#include <math.h>
+
+/* qkv (B, T, 3C) <-> qkvr (3, B, NH, T, hs); split = 1 reads qkv, 0 writes it. */
+static cllm_status qkv_permute(cllm_runtime *rt, cllm_view qkv, cllm_view qkvr, int B, int T,
+                               int C, int NH, cl_uint split) {
+    cl_kernel k;
+    cllm_status st = cllm_rt_kernel(rt, "attention.cl", NULL, "attention_qkv_permute", &k);
+    if (st != CLLM_OK) return st;
+    cl_uint qo = (cl_uint)qkv.off, ro = (cl_uint)qkvr.off, b = (cl_uint)B, t = (cl_uint)T,
+            nh = (cl_uint)NH, hs = (cl_uint)(C / NH);
+    st = cllm_rt_args(k, 9, CLLM_ARG(qkv.mem), CLLM_ARG(qo), CLLM_ARG(qkvr.mem), CLLM_ARG(ro),
+                      CLLM_ARG(b), CLLM_ARG(t), CLLM_ARG(nh), CLLM_ARG(hs), CLLM_ARG(split));
+    if (st != CLLM_OK) return st;
+    return cllm_ops_launch_ew(rt, k, (size_t)3 * B * T * C);
+}
+
+/* out (A, Y, X, Z) = inp (A, X, Y, Z) */
+static cllm_status swap_middle(cllm_runtime *rt, cllm_view out, cllm_view inp, int A, int X,
+                               int Y, int Z) {
+    cl_kernel k;
+    cllm_status st = cllm_rt_kernel(rt, "attention.cl", NULL, "attention_swap_middle", &k);
+    if (st != CLLM_OK) return st;
+    cl_uint oo = (cl_uint)out.off, io = (cl_uint)inp.off, a = (cl_uint)A, x = (cl_uint)X,
+            y = (cl_uint)Y, z = (cl_uint)Z;
+    st = cllm_rt_args(k, 8, CLLM_ARG(out.mem), CLLM_ARG(oo), CLLM_ARG(inp.mem), CLLM_ARG(io),
+                      CLLM_ARG(a), CLLM_ARG(x), CLLM_ARG(y), CLLM_ARG(z));
+    if (st != CLLM_OK) return st;
+    return cllm_ops_launch_ew(rt, k, (size_t)A * X * Y * Z);
+}
+
+/* att (rows, T) = causal softmax of preatt (rows, T); one work-group per row. */
+static cllm_status softmax_forward(cllm_runtime *rt, cllm_view att, cllm_view preatt, int rows,
+                                   int T) {
+    cl_kernel k;
+    cllm_status st = cllm_rt_kernel(rt, "attention.cl", NULL, "attention_softmax_forward", &k);
+    if (st != CLLM_OK) return st;
+    size_t local = cllm_ops_row_local(rt, (size_t)T);
+    cl_uint ao = (cl_uint)att.off, po = (cl_uint)preatt.off, t = (cl_uint)T;
+    st = cllm_rt_args(k, 6, CLLM_ARG(att.mem), CLLM_ARG(ao), CLLM_ARG(preatt.mem), CLLM_ARG(po),
+                      CLLM_ARG(t), CLLM_ARG_LOCAL(local * sizeof(float)));
+    if (st != CLLM_OK) return st;
+    return cllm_ops_launch_rows(rt, k, (size_t)rows, local);
+}
+
+/* dpreatt (rows, T) from datt and att (rows, T); dpreatt may be datt. */
+static cllm_status softmax_backward(cllm_runtime *rt, cllm_view dpreatt, cllm_view datt,
+                                    cllm_view att, int rows, int T) {
+    cl_kernel k;
+    cllm_status st = cllm_rt_kernel(rt, "attention.cl", NULL, "attention_softmax_backward", &k);
+    if (st != CLLM_OK) return st;
+    size_t local = cllm_ops_row_local(rt, (size_t)T);
+    cl_uint po = (cl_uint)dpreatt.off, go = (cl_uint)datt.off, ao = (cl_uint)att.off,
+            t = (cl_uint)T;
+    st = cllm_rt_args(k, 8, CLLM_ARG(dpreatt.mem), CLLM_ARG(po), CLLM_ARG(datt.mem), CLLM_ARG(go),
+                      CLLM_ARG(att.mem), CLLM_ARG(ao), CLLM_ARG(t),
+                      CLLM_ARG_LOCAL(local * sizeof(float)));
+    if (st != CLLM_OK) return st;
+    return cllm_ops_launch_rows(rt, k, (size_t)rows, local);
+}
+
+cllm_status cllm_op_attention_forward(cllm_runtime *rt, cllm_view out, cllm_attention_acts acts,
+                                      cllm_view qkv, int B, int T, int C, int NH) {
+    const size_t hs = (size_t)(C / NH), nb = (size_t)B * NH, Tz = (size_t)T;
+    const size_t part = nb * Tz * hs; /* elements of each of q, k, v in qkvr */
+    const float scale = (float)(1.0 / sqrt((double)hs));
+    cllm_view q = acts.qkvr, kk = cllm_view_at(acts.qkvr, part), v = cllm_view_at(acts.qkvr, 2 * part);
+    cllm_status st = qkv_permute(rt, qkv, acts.qkvr, B, T, C, NH, 1);
+    if (st != CLLM_OK) return st;
+    /* att (T, T) = scale * q (T, hs) @ k^T (hs, T), per head */
+    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_T, Tz, Tz, hs, scale, q.mem, q.off, hs,
+                                 Tz * hs, kk.mem, kk.off, hs, Tz * hs, 0.0f, acts.att.mem,
+                                 acts.att.off, Tz, Tz * Tz, nb);
+    if (st != CLLM_OK) return st;
+    st = softmax_forward(rt, acts.att, acts.att, (int)(nb * Tz), T);
+    if (st != CLLM_OK) return st;
+    /* y (T, hs) = att (T, T) @ v (T, hs), per head */
+    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_N, Tz, hs, Tz, 1.0f, acts.att.mem,
+                                 acts.att.off, Tz, Tz * Tz, v.mem, v.off, hs, Tz * hs, 0.0f,
+                                 acts.y.mem, acts.y.off, hs, Tz * hs, nb);
+    if (st != CLLM_OK) return st;
+    /* (B, NH, T, hs) -> (B, T, NH, hs) */
+    return swap_middle(rt, out, acts.y, B, NH, T, (int)hs);
+}
+
+cllm_status cllm_op_attention_backward(cllm_runtime *rt, cllm_view dqkv, cllm_attention_grads g,
+                                       cllm_view dout, cllm_attention_acts acts, int B, int T,
+                                       int C, int NH) {
+    const size_t hs = (size_t)(C / NH), nb = (size_t)B * NH, Tz = (size_t)T;
+    const size_t part = nb * Tz * hs;
+    const float scale = (float)(1.0 / sqrt((double)hs));
+    cllm_view q = acts.qkvr, kk = cllm_view_at(acts.qkvr, part), v = cllm_view_at(acts.qkvr, 2 * part);
+    cllm_view dq = g.dqkvr, dk = cllm_view_at(g.dqkvr, part), dv = cllm_view_at(g.dqkvr, 2 * part);
+    /* dy (B, NH, T, hs) from dout (B, T, NH, hs) */
+    cllm_status st = swap_middle(rt, g.dy, dout, B, T, NH, (int)hs);
+    if (st != CLLM_OK) return st;
+    /* datt (T, T) = dy (T, hs) @ v^T (hs, T) */
+    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_T, Tz, Tz, hs, 1.0f, g.dy.mem, g.dy.off,
+                                 hs, Tz * hs, v.mem, v.off, hs, Tz * hs, 0.0f, g.datt.mem,
+                                 g.datt.off, Tz, Tz * Tz, nb);
+    if (st != CLLM_OK) return st;
+    /* dv (T, hs) = att^T (T, T) @ dy (T, hs) */
+    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_T, CLLM_BLAS_N, Tz, hs, Tz, 1.0f, acts.att.mem,
+                                 acts.att.off, Tz, Tz * Tz, g.dy.mem, g.dy.off, hs, Tz * hs, 0.0f,
+                                 dv.mem, dv.off, hs, Tz * hs, nb);
+    if (st != CLLM_OK) return st;
+    /* dpreatt, in place over datt */
+    st = softmax_backward(rt, g.datt, g.datt, acts.att, (int)(nb * Tz), T);
+    if (st != CLLM_OK) return st;
+    /* dq (T, hs) = scale * dpreatt (T, T) @ k (T, hs) */
+    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_N, Tz, hs, Tz, scale, g.datt.mem,
+                                 g.datt.off, Tz, Tz * Tz, kk.mem, kk.off, hs, Tz * hs, 0.0f, dq.mem,
+                                 dq.off, hs, Tz * hs, nb);
+    if (st != CLLM_OK) return st;
+    /* dk (T, hs) = scale * dpreatt^T (T, T) @ q (T, hs) */
+    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_T, CLLM_BLAS_N, Tz, hs, Tz, scale, g.datt.mem,
+                                 g.datt.off, Tz, Tz * Tz, q.mem, q.off, hs, Tz * hs, 0.0f, dk.mem,
+                                 dk.off, hs, Tz * hs, nb);
+    if (st != CLLM_OK) return st;
+    return qkv_permute(rt, dqkv, g.dqkvr, B, T, C, NH, 0);
+}
