@@ -17,8 +17,8 @@ static int in_ranges(uint i, uint16 r) {
 }
 
 __kernel void adamw_step(__global float *p, const uint p_off, __global const float *g,
-                         const uint g_off, __global float *m, const uint m_off,
-                         __global float *v, const uint v_off, const uint n, const float beta1,
+                         const uint g_off, __global float *m, const uint m_off, __global float *v,
+                         const uint v_off, const uint n, const float beta1,
                          const float one_minus_beta1, const float beta2,
                          const float one_minus_beta2, const float eps, const float decay_factor,
                          const float step_size, const float bc2_sqrt, const uint16 decay) {

@@ -37,10 +37,9 @@ static float wg_max(float x, __local float *scratch) {
 
 /* qkvr[s, b, h, t, d] = qkv[b, t, s, h, d] (split = 1), or the inverse qkv = qkvr (split = 0,
  * for the gradients). One work-item per element, indexed in qkvr order. */
-__kernel void attention_qkv_permute(__global float *qkv, const uint qkv_off,
-                                    __global float *qkvr, const uint qkvr_off, const uint B,
-                                    const uint T, const uint NH, const uint hs,
-                                    const uint split) {
+__kernel void attention_qkv_permute(__global float *qkv, const uint qkv_off, __global float *qkvr,
+                                    const uint qkvr_off, const uint B, const uint T, const uint NH,
+                                    const uint hs, const uint split) {
     const uint i = get_global_id(0);
     const uint C = NH * hs;
     if (i >= 3 * B * T * C) return;
@@ -83,12 +82,15 @@ __kernel void attention_softmax_forward(__global float *att, const uint att_off,
     __global const float *x = preatt + preatt_off + row * T;
     __global float *y = att + att_off + row * T;
     float mx = -INFINITY;
-    for (uint j = lid; j <= t; j += nl) mx = fmax(mx, x[j]);
+    for (uint j = lid; j <= t; j += nl)
+        mx = fmax(mx, x[j]);
     mx = wg_max(mx, scratch);
     float s = 0.0f;
-    for (uint j = lid; j <= t; j += nl) s += exp(x[j] - mx);
+    for (uint j = lid; j <= t; j += nl)
+        s += exp(x[j] - mx);
     const float inv = 1.0f / wg_sum(s, scratch);
-    for (uint j = lid; j < T; j += nl) y[j] = j <= t ? exp(x[j] - mx) * inv : 0.0f;
+    for (uint j = lid; j < T; j += nl)
+        y[j] = j <= t ? exp(x[j] - mx) * inv : 0.0f;
 }
 
 /* dpreatt[r, j] = att[r, j] (datt[r, j] - sum_k att[r, k] datt[r, k]) for j <= t, 0 beyond
@@ -104,7 +106,9 @@ __kernel void attention_softmax_backward(__global float *dpreatt, const uint dpr
     __global const float *da = datt + datt_off + row * T;
     __global float *dp = dpreatt + dpreatt_off + row * T;
     float s = 0.0f;
-    for (uint j = lid; j <= t; j += nl) s += a[j] * da[j];
+    for (uint j = lid; j <= t; j += nl)
+        s += a[j] * da[j];
     s = wg_sum(s, scratch);
-    for (uint j = lid; j < T; j += nl) dp[j] = j <= t ? a[j] * (da[j] - s) : 0.0f;
+    for (uint j = lid; j < T; j += nl)
+        dp[j] = j <= t ? a[j] * (da[j] - s) : 0.0f;
 }

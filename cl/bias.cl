@@ -33,17 +33,18 @@ __kernel void colsum_partial(__global float *part, const uint part_off, __global
     const uint r0 = k * rows_per_chunk;
     const uint r1 = min(N, r0 + rows_per_chunk);
     float s = 0.0f;
-    for (uint r = r0; r < r1; r++) s += x[x_off + r * OC + o];
+    for (uint r = r0; r < r1; r++)
+        s += x[x_off + r * OC + o];
     part[part_off + k * OC + o] = s;
 }
 
 /* dst[o] += sum_k part[k, o], k < nchunk, in chunk order (deterministic). One work-item per o. */
-__kernel void colsum_finalize(__global float *dst, const uint dst_off,
-                              __global const float *part, const uint part_off, const uint OC,
-                              const uint nchunk) {
+__kernel void colsum_finalize(__global float *dst, const uint dst_off, __global const float *part,
+                              const uint part_off, const uint OC, const uint nchunk) {
     const uint o = get_global_id(0);
     if (o >= OC) return;
     float s = 0.0f;
-    for (uint k = 0; k < nchunk; k++) s += part[part_off + k * OC + o];
+    for (uint k = 0; k < nchunk; k++)
+        s += part[part_off + k * OC + o];
     dst[dst_off + o] += s;
 }

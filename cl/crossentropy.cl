@@ -43,10 +43,12 @@ __kernel void crossentropy_forward(__global float *losses, const uint losses_off
     const uint row = get_group_id(0), lid = get_local_id(0), nl = get_local_size(0);
     __global const float *x = logits + logits_off + row * Vp;
     float mx = -INFINITY;
-    for (uint v = lid; v < V; v += nl) mx = fmax(mx, x[v]);
+    for (uint v = lid; v < V; v += nl)
+        mx = fmax(mx, x[v]);
     mx = wg_max(mx, scratch);
     float s = 0.0f;
-    for (uint v = lid; v < V; v += nl) s += exp(x[v] - mx);
+    for (uint v = lid; v < V; v += nl)
+        s += exp(x[v] - mx);
     s = wg_sum(s, scratch);
     if (lid == 0) {
         const float l = mx + log(s);
@@ -77,11 +79,12 @@ __kernel void crossentropy_backward(__global float *logits, const uint logits_of
 
 /* loss[0] = sum_i losses[i] / count. One work-group (any power-of-two size). */
 __kernel void crossentropy_mean(__global float *loss, const uint loss_off,
-                                __global const float *losses, const uint losses_off,
-                                const uint N, const float count, __local float *scratch) {
+                                __global const float *losses, const uint losses_off, const uint N,
+                                const float count, __local float *scratch) {
     const uint lid = get_local_id(0), nl = get_local_size(0);
     float s = 0.0f;
-    for (uint i = lid; i < N; i += nl) s += losses[losses_off + i];
+    for (uint i = lid; i < N; i += nl)
+        s += losses[losses_off + i];
     s = wg_sum(s, scratch);
     if (lid == 0) loss[loss_off] = count > 0.0f ? s / count : 0.0f;
 }

@@ -35,6 +35,7 @@ __kernel void encoder_backward_wpe(__global float *dwpe, const uint dwpe_off,
     const uint i = get_global_id(0);
     if (i >= T * C) return;
     float s = 0.0f;
-    for (uint b = 0; b < B; b++) s += dout[dout_off + b * T * C + i];
+    for (uint b = 0; b < B; b++)
+        s += dout[dout_off + b * T * C + i];
     dwpe[dwpe_off + i] += s;
 }

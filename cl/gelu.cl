@@ -8,7 +8,9 @@
 /* tanh, exactly +-1 where the correctly rounded float result is (|u| > 9.01). OpenCL allows
  * tanh a few ulp of error and PoCL returns 0.99999994 there; 1 - tanh^2 then becomes 1.2e-7
  * instead of 0, which the GELU derivative multiplies by up to ~100 for large |x|. */
-static float tanh_sat(float u) { return fabs(u) > 9.1f ? copysign(1.0f, u) : tanh(u); }
+static float tanh_sat(float u) {
+    return fabs(u) > 9.1f ? copysign(1.0f, u) : tanh(u);
+}
 
 /* out[i] = gelu(inp[i]), i < n */
 __kernel void gelu_forward(__global float *out, const uint out_off, __global const float *inp,

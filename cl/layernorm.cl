@@ -23,14 +23,15 @@ static float wg_sum(float x, __local float *scratch) {
 __kernel void layernorm_forward(__global float *out, const uint out_off, __global float *mean,
                                 const uint mean_off, __global float *rstd, const uint rstd_off,
                                 __global const float *inp, const uint inp_off,
-                                __global const float *w, const uint w_off,
-                                __global const float *b, const uint b_off, const uint C,
-                                const float eps, __local float *scratch) {
+                                __global const float *w, const uint w_off, __global const float *b,
+                                const uint b_off, const uint C, const float eps,
+                                __local float *scratch) {
     const uint row = get_group_id(0), lid = get_local_id(0), nl = get_local_size(0);
     __global const float *x = inp + inp_off + row * C;
     __global float *o = out + out_off + row * C;
     float s = 0.0f;
-    for (uint c = lid; c < C; c += nl) s += x[c];
+    for (uint c = lid; c < C; c += nl)
+        s += x[c];
     const float m = wg_sum(s, scratch) / (float)C;
     float v = 0.0f;
     for (uint c = lid; c < C; c += nl) {
@@ -38,7 +39,8 @@ __kernel void layernorm_forward(__global float *out, const uint out_off, __globa
         v += d * d;
     }
     const float r = 1.0f / sqrt(wg_sum(v, scratch) / (float)C + eps);
-    for (uint c = lid; c < C; c += nl) o[c] = (x[c] - m) * r * w[w_off + c] + b[b_off + c];
+    for (uint c = lid; c < C; c += nl)
+        o[c] = (x[c] - m) * r * w[w_off + c] + b[b_off + c];
     if (lid == 0) {
         mean[mean_off + row] = m;
         rstd[rstd_off + row] = r;

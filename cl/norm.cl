@@ -18,9 +18,8 @@ static float wg_sum(float x, __local float *scratch) {
 }
 
 /* part[g] = sum of x[i]^2 over work-group g's contiguous slice of ceil(n / groups) elements. */
-__kernel void norm_sumsq_partial(__global float *part, const uint part_off,
-                                 __global const float *x, const uint x_off, const uint n,
-                                 __local float *scratch) {
+__kernel void norm_sumsq_partial(__global float *part, const uint part_off, __global const float *x,
+                                 const uint x_off, const uint n, __local float *scratch) {
     const uint g = get_group_id(0), ng = get_num_groups(0);
     const uint lid = get_local_id(0), nl = get_local_size(0);
     const uint chunk = (n + ng - 1) / ng;
@@ -41,7 +40,8 @@ __kernel void norm_finalize(__global float *out, const uint out_off, __global co
                             __local float *scratch) {
     const uint lid = get_local_id(0), nl = get_local_size(0);
     float s = 0.0f;
-    for (uint g = lid; g < ngroups; g += nl) s += part[part_off + g];
+    for (uint g = lid; g < ngroups; g += nl)
+        s += part[part_off + g];
     s = wg_sum(s, scratch);
     if (lid == 0) {
         const float norm = sqrt(s);

@@ -24,11 +24,13 @@ static inline double *ref_alloc(size_t n) {
 }
 
 static inline void ref_to_double(double *dst, const float *src, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = src[i];
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i];
 }
 
 static inline void ref_to_float(float *dst, const double *src, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = (float)src[i];
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (float)src[i];
 }
 
 /* ---------------------------------------------------------------- ops */
@@ -61,20 +63,23 @@ static inline void ref_layernorm_forward(double *out, double *mean, double *rstd
     for (int i = 0; i < N; i++) {
         const double *x = inp + (size_t)i * C;
         double m = 0, v = 0;
-        for (int c = 0; c < C; c++) m += x[c];
+        for (int c = 0; c < C; c++)
+            m += x[c];
         m /= C;
-        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+        for (int c = 0; c < C; c++)
+            v += (x[c] - m) * (x[c] - m);
         v /= C;
         double r = 1.0 / sqrt(v + eps);
-        for (int c = 0; c < C; c++) out[(size_t)i * C + c] = (x[c] - m) * r * w[c] + b[c];
+        for (int c = 0; c < C; c++)
+            out[(size_t)i * C + c] = (x[c] - m) * r * w[c] + b[c];
         if (mean) mean[i] = m;
         if (rstd) rstd[i] = r;
     }
 }
 
 static inline void ref_layernorm_backward(double *dinp, double *dw, double *db, const double *dout,
-                                          const double *inp, const double *mean,
-                                          const double *rstd, const double *w, int N, int C) {
+                                          const double *inp, const double *mean, const double *rstd,
+                                          const double *w, int N, int C) {
     for (int i = 0; i < N; i++) {
         const double *x = inp + (size_t)i * C, *dy = dout + (size_t)i * C;
         double m = mean[i], r = rstd[i], s1 = 0, s2 = 0;
@@ -109,7 +114,8 @@ static inline void ref_linear_forward(double *out, const double *inp, const doub
     for (int i = 0; i < N; i++)
         for (int o = 0; o < OC; o++) {
             double s = b ? b[o] : 0.0;
-            for (int k = 0; k < IC; k++) s += inp[(size_t)i * IC + k] * w[(size_t)o * IC + k];
+            for (int k = 0; k < IC; k++)
+                s += inp[(size_t)i * IC + k] * w[(size_t)o * IC + k];
             out[(size_t)i * OC + o] = s;
         }
 }
@@ -141,13 +147,16 @@ static inline void ref_attention_forward(double *out, double *att, const double 
                 for (int j = 0; j <= t; j++) {
                     const double *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
                     double s = 0;
-                    for (int d = 0; d < hs; d++) s += q[d] * k[d];
+                    for (int d = 0; d < hs; d++)
+                        s += q[d] * k[d];
                     a[j] = s * scale;
                     if (a[j] > mx) mx = a[j];
                 }
                 double sum = 0;
-                for (int j = 0; j <= t; j++) sum += (a[j] = exp(a[j] - mx));
-                for (int j = 0; j < T; j++) a[j] = j <= t ? a[j] / sum : 0.0;
+                for (int j = 0; j <= t; j++)
+                    sum += (a[j] = exp(a[j] - mx));
+                for (int j = 0; j < T; j++)
+                    a[j] = j <= t ? a[j] / sum : 0.0;
                 double *o = out + ((size_t)b * T + t) * C + h * hs;
                 for (int d = 0; d < hs; d++) {
                     double s = 0;
@@ -203,8 +212,10 @@ static inline double ref_crossentropy_forward(double *losses, const double *logi
     for (int i = 0; i < N; i++) {
         const double *x = logits + (size_t)i * Vp;
         double mx = -INFINITY, s = 0;
-        for (int v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-        for (int v = 0; v < V; v++) s += exp(x[v] - mx);
+        for (int v = 0; v < V; v++)
+            mx = x[v] > mx ? x[v] : mx;
+        for (int v = 0; v < V; v++)
+            s += exp(x[v] - mx);
         double l = targets[i] == REF_IGNORE ? 0.0 : mx + log(s) - x[targets[i]];
         if (losses) losses[i] = l;
         if (targets[i] != REF_IGNORE) {
@@ -223,8 +234,10 @@ static inline void ref_crossentropy_backward(double *dlogits, const double *logi
         if (targets[i] == REF_IGNORE) continue;
         const double *x = logits + (size_t)i * Vp;
         double mx = -INFINITY, s = 0;
-        for (int v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-        for (int v = 0; v < V; v++) s += exp(x[v] - mx);
+        for (int v = 0; v < V; v++)
+            mx = x[v] > mx ? x[v] : mx;
+        for (int v = 0; v < V; v++)
+            s += exp(x[v] - mx);
         for (int v = 0; v < V; v++)
             dlogits[(size_t)i * Vp + v] +=
                 (exp(x[v] - mx) / s - (v == (int)targets[i] ? 1.0 : 0.0)) * dloss;
@@ -244,7 +257,8 @@ static inline double ref_fd_check(const char *what, double (*loss)(void *), void
                                   double tol) {
     test_rng rng = {0xfdfdULL + n};
     double gmax = 0;
-    for (size_t i = 0; i < n; i++) gmax = fabs(grad[i]) > gmax ? fabs(grad[i]) : gmax;
+    for (size_t i = 0; i < n; i++)
+        gmax = fabs(grad[i]) > gmax ? fabs(grad[i]) : gmax;
     double worst = 0;
     size_t worst_i = 0;
     double worst_fd = 0;
@@ -270,9 +284,10 @@ static inline double ref_fd_check(const char *what, double (*loss)(void *), void
     test_checks++;
     if (worst > tol) {
         test_failures++;
-        fprintf(stderr, "finite differences of %s: element %zu: analytic %.10g, numeric %.10g "
-                "(relative error %.3g > %.3g)\n", what, worst_i, grad[worst_i], worst_fd, worst,
-                tol);
+        fprintf(stderr,
+                "finite differences of %s: element %zu: analytic %.10g, numeric %.10g "
+                "(relative error %.3g > %.3g)\n",
+                what, worst_i, grad[worst_i], worst_fd, worst, tol);
     }
     return worst;
 }
@@ -284,9 +299,12 @@ static inline cl_mem dev_upload(cllm_runtime *rt, const float *x, size_t n, size
     cl_mem m = NULL;
     float *tmp = malloc((n + pad + 1) * sizeof(float));
     if (!tmp) abort();
-    for (size_t i = 0; i < pad; i++) tmp[i] = 12345.0f;
-    if (x) memcpy(tmp + pad, x, n * sizeof(float));
-    else memset(tmp + pad, 0, n * sizeof(float));
+    for (size_t i = 0; i < pad; i++)
+        tmp[i] = 12345.0f;
+    if (x)
+        memcpy(tmp + pad, x, n * sizeof(float));
+    else
+        memset(tmp + pad, 0, n * sizeof(float));
     tmp[n + pad] = -54321.0f;
     if (cllm_rt_alloc(rt, (n + pad + 1) * sizeof(float), &m) != CLLM_OK ||
         cllm_rt_write(rt, m, 0, tmp, (n + pad + 1) * sizeof(float)) != CLLM_OK) {
@@ -314,7 +332,8 @@ static inline float *ref_floats(const double *x, size_t n) {
 
 static inline double *ref_random(test_rng *rng, size_t n, double scale) {
     double *x = ref_alloc(n);
-    for (size_t i = 0; i < n; i++) x[i] = (float)(test_rng_normal(rng) * scale);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(test_rng_normal(rng) * scale);
     return x;
 }
 

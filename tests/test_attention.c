@@ -13,14 +13,21 @@ static double att_loss(void *p) {
     att_case *c = p;
     ref_attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH);
     double s = 0;
-    for (size_t i = 0; i < (size_t)c->B * c->T * c->C; i++) s += c->out[i] * c->dout[i];
+    for (size_t i = 0; i < (size_t)c->B * c->T * c->C; i++)
+        s += c->out[i] * c->dout[i];
     return s;
 }
 
 static void run_case(cllm_runtime *rt, test_rng *rng, int B, int T, int C, int NH) {
     size_t NC = (size_t)B * T * C, N3 = 3 * NC, NA = (size_t)B * NH * T * T;
-    att_case c = {ref_alloc(NC), ref_alloc(NA), ref_random(rng, N3, 1.0), ref_random(rng, NC, 1.0),
-                  B, T, C, NH};
+    att_case c = {ref_alloc(NC),
+                  ref_alloc(NA),
+                  ref_random(rng, N3, 1.0),
+                  ref_random(rng, NC, 1.0),
+                  B,
+                  T,
+                  C,
+                  NH};
     double *dqkv = ref_alloc(N3);
     att_loss(&c);
     ref_attention_backward(dqkv, c.dout, c.qkv, c.att, B, T, C, NH);
@@ -35,9 +42,10 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int B, int T, int C, int N
            grads = dev_upload(rt, NULL, N3 + NA + NC, 5), dq = dev_upload(rt, NULL, N3, 6);
     cllm_attention_acts a = {{acts, 2}, {acts, 2 + N3}, {acts, 2 + N3 + NA}};
     cllm_attention_grads g = {{grads, 5}, {grads, 5 + N3}, {grads, 5 + N3 + NA}};
-    CHECK_OK(cllm_op_attention_forward(rt, (cllm_view){out, 1}, a, (cllm_view){qkv, 3}, B, T, C, NH));
-    CHECK_OK(cllm_op_attention_backward(rt, (cllm_view){dq, 6}, g, (cllm_view){dout, 4}, a, B, T,
-                                        C, NH));
+    CHECK_OK(
+        cllm_op_attention_forward(rt, (cllm_view){out, 1}, a, (cllm_view){qkv, 3}, B, T, C, NH));
+    CHECK_OK(cllm_op_attention_backward(rt, (cllm_view){dq, 6}, g, (cllm_view){dout, 4}, a, B, T, C,
+                                        NH));
     size_t mx = N3 > NA ? N3 : NA;
     float *got = malloc(mx * 4), *ref = malloc(mx * 4);
     dev_download(rt, got, out, NC, 1);
@@ -53,7 +61,8 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int B, int T, int C, int N
     CHECK_ALLCLOSE(what, got, ref, N3, 1e-5, 1e-4);
 
     cl_mem all[] = {qkv, out, acts, dout, grads, dq};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) clReleaseMemObject(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        clReleaseMemObject(all[i]);
     free(c.out), free(c.att), free(c.qkv), free(c.dout), free(dqkv);
     free(f_qkv), free(f_dout), free(got), free(ref);
 }

@@ -20,25 +20,29 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int N, int V, int Vp, int 
                      double spread) {
     size_t NV = (size_t)N * Vp;
     ce_case c = {ref_random(rng, NV, spread), malloc(N * sizeof(uint32_t)), N, V, Vp};
-    for (int i = 0; i < N; i++) c.targets[i] = (uint32_t)(test_rng_u64(rng) % (uint64_t)V);
-    for (int i = 0; i < ignored && i < N; i++) c.targets[(i * 7) % N] = REF_IGNORE;
+    for (int i = 0; i < N; i++)
+        c.targets[i] = (uint32_t)(test_rng_u64(rng) % (uint64_t)V);
+    for (int i = 0; i < ignored && i < N; i++)
+        c.targets[(i * 7) % N] = REF_IGNORE;
     c.targets[N - 1] = (uint32_t)(V - 1);
     for (size_t i = 0; i < NV; i++)
         if ((int)(i % Vp) >= V) c.logits[i] = 1e3; /* padding: must not count */
     int count = 0;
-    for (int i = 0; i < N; i++) count += c.targets[i] != REF_IGNORE;
+    for (int i = 0; i < N; i++)
+        count += c.targets[i] != REF_IGNORE;
     double *losses = ref_alloc(N), *dl = ref_alloc(NV);
     double mean = ref_crossentropy_forward(losses, c.logits, c.targets, N, V, Vp);
     double dloss = count ? 0.7 / count : 0.0; /* backward(scale = 0.7) of the mean */
     ref_crossentropy_backward(dl, c.logits, c.targets, N, V, Vp, dloss);
     double *dmean = ref_alloc(NV);
-    for (size_t i = 0; i < NV; i++) dmean[i] = dl[i] / 0.7;
+    for (size_t i = 0; i < NV; i++)
+        dmean[i] = dl[i] / 0.7;
     ref_fd_check("crossentropy dlogits", ce_loss, &c, c.logits, dmean, NV, 300, 1e-4, 1e-6);
 
     float *f_logits = ref_floats(c.logits, NV);
-    cl_mem lg = dev_upload(rt, f_logits, NV, 3), tg = dev_upload(rt, (const float *)c.targets, N, 2),
-           ls = dev_upload(rt, NULL, N, 1), lse = dev_upload(rt, NULL, N, 4),
-           loss = dev_upload(rt, NULL, 1, 5);
+    cl_mem lg = dev_upload(rt, f_logits, NV, 3),
+           tg = dev_upload(rt, (const float *)c.targets, N, 2), ls = dev_upload(rt, NULL, N, 1),
+           lse = dev_upload(rt, NULL, N, 4), loss = dev_upload(rt, NULL, 1, 5);
     CHECK_OK(cllm_op_crossentropy_forward(rt, (cllm_view){loss, 5}, (cllm_view){ls, 1},
                                           (cllm_view){lse, 4}, (cllm_view){lg, 3},
                                           (cllm_view){tg, 2}, N, V, Vp, count));

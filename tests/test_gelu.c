@@ -12,7 +12,8 @@ typedef struct {
 static double gelu_loss(void *p) {
     gelu_case *c = p;
     double s = 0;
-    for (size_t i = 0; i < c->n; i++) s += ref_gelu(c->x[i]) * c->w[i];
+    for (size_t i = 0; i < c->n; i++)
+        s += ref_gelu(c->x[i]) * c->w[i];
     return s;
 }
 
@@ -52,7 +53,8 @@ int main(void) {
         clReleaseMemObject(o);
         clReleaseMemObject(dout);
         clReleaseMemObject(din);
-        free(c.x), free(c.w), free(g), free(out), free(dx), free(fx), free(fw), free(got), free(ref);
+        free(c.x), free(c.w), free(g), free(out), free(dx), free(fx), free(fw), free(got),
+            free(ref);
     }
     cllm_runtime_free(rt);
     return test_exit();

@@ -14,15 +14,24 @@ static double ln_loss(void *p) {
     ln_case *c = p;
     ref_layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->w, c->b, c->N, c->C, 1e-5);
     double s = 0;
-    for (size_t i = 0; i < (size_t)c->N * c->C; i++) s += c->out[i] * c->dout[i];
+    for (size_t i = 0; i < (size_t)c->N * c->C; i++)
+        s += c->out[i] * c->dout[i];
     return s;
 }
 
 static void run_case(cllm_runtime *rt, test_rng *rng, int N, int C) {
     size_t NC = (size_t)N * C;
-    ln_case c = {ref_alloc(NC), ref_alloc(N), ref_alloc(N), ref_random(rng, NC, 2.0),
-                 ref_random(rng, C, 1.0), ref_random(rng, C, 1.0), ref_random(rng, NC, 1.0), N, C};
-    for (size_t i = 0; i < NC; i++) c.inp[i] += 0.5; /* a non-zero mean */
+    ln_case c = {ref_alloc(NC),
+                 ref_alloc(N),
+                 ref_alloc(N),
+                 ref_random(rng, NC, 2.0),
+                 ref_random(rng, C, 1.0),
+                 ref_random(rng, C, 1.0),
+                 ref_random(rng, NC, 1.0),
+                 N,
+                 C};
+    for (size_t i = 0; i < NC; i++)
+        c.inp[i] += 0.5; /* a non-zero mean */
     double *dinp = ref_alloc(NC), *dw = ref_alloc(C), *db = ref_alloc(C);
     ln_loss(&c);
     ref_layernorm_backward(dinp, dw, db, c.dout, c.inp, c.mean, c.rstd, c.w, N, C);
@@ -36,7 +45,8 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int N, int C) {
     ln_loss(&c); /* restore out/mean/rstd at the unperturbed point */
 
     /* Device: accumulate onto non-zero initial gradients to check the += semantics. */
-    double *g0 = ref_random(rng, NC, 1.0), *gw0 = ref_random(rng, C, 1.0), *gb0 = ref_random(rng, C, 1.0);
+    double *g0 = ref_random(rng, NC, 1.0), *gw0 = ref_random(rng, C, 1.0),
+           *gb0 = ref_random(rng, C, 1.0);
     float *f_inp = ref_floats(c.inp, NC), *f_w = ref_floats(c.w, C), *f_b = ref_floats(c.b, C),
           *f_dout = ref_floats(c.dout, NC), *f_g0 = ref_floats(g0, NC), *f_gw0 = ref_floats(gw0, C),
           *f_gb0 = ref_floats(gb0, C);
@@ -72,22 +82,28 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int N, int C) {
     snprintf(what, sizeof what, "layernorm dinp N=%d C=%d", N, C);
     CHECK_ALLCLOSE(what, got, ref, NC, 1e-5, 1e-4);
     dev_download(rt, got, dinp_a, NC, 2);
-    for (size_t i = 0; i < NC; i++) ref[i] = (float)(dinp[i] + g0[i]);
+    for (size_t i = 0; i < NC; i++)
+        ref[i] = (float)(dinp[i] + g0[i]);
     CHECK_ALLCLOSE("layernorm dinp accumulated", got, ref, NC, 1e-5, 1e-4);
     /* dw, db were accumulated twice onto their initial values. Sums over N rows. */
     dev_download(rt, got, dw_d, C, 3);
-    for (int i = 0; i < C; i++) ref[i] = (float)(gw0[i] + 2 * dw[i]);
+    for (int i = 0; i < C; i++)
+        ref[i] = (float)(gw0[i] + 2 * dw[i]);
     CHECK_ALLCLOSE("layernorm dw", got, ref, C, 1e-5 * N, 1e-4);
     dev_download(rt, got, db_d, C, 1);
-    for (int i = 0; i < C; i++) ref[i] = (float)(gb0[i] + 2 * db[i]);
+    for (int i = 0; i < C; i++)
+        ref[i] = (float)(gb0[i] + 2 * db[i]);
     CHECK_ALLCLOSE("layernorm db", got, ref, C, 1e-5 * N, 1e-4);
 
     cl_mem all[] = {inp, w, b, out, mean, rstd, dout, dinp_w, dinp_a, dw_d, db_d, scratch};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) clReleaseMemObject(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        clReleaseMemObject(all[i]);
     double *d[] = {c.out, c.mean, c.rstd, c.inp, c.w, c.b, c.dout, dinp, dw, db, g0, gw0, gb0};
-    for (size_t i = 0; i < sizeof d / sizeof *d; i++) free(d[i]);
+    for (size_t i = 0; i < sizeof d / sizeof *d; i++)
+        free(d[i]);
     float *f[] = {f_inp, f_w, f_b, f_dout, f_g0, f_gw0, f_gb0, got, ref};
-    for (size_t i = 0; i < sizeof f / sizeof *f; i++) free(f[i]);
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+        free(f[i]);
 }
 
 int main(void) {

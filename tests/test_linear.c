@@ -13,15 +13,22 @@ static double lin_loss(void *p) {
     lin_case *c = p;
     ref_linear_forward(c->out, c->inp, c->w, c->b, c->N, c->IC, c->OC);
     double s = 0;
-    for (size_t i = 0; i < (size_t)c->N * c->OC; i++) s += c->out[i] * c->dout[i];
+    for (size_t i = 0; i < (size_t)c->N * c->OC; i++)
+        s += c->out[i] * c->dout[i];
     return s;
 }
 
 static void run_case(cllm_runtime *rt, test_rng *rng, int N, int IC, int OC, bool residual,
                      bool bias) {
     size_t NI = (size_t)N * IC, NO = (size_t)N * OC, W = (size_t)OC * IC;
-    lin_case c = {ref_alloc(NO), ref_random(rng, NI, 1.0), ref_random(rng, W, 0.3),
-                  ref_random(rng, OC, 1.0), ref_random(rng, NO, 1.0), N, IC, OC};
+    lin_case c = {ref_alloc(NO),
+                  ref_random(rng, NI, 1.0),
+                  ref_random(rng, W, 0.3),
+                  ref_random(rng, OC, 1.0),
+                  ref_random(rng, NO, 1.0),
+                  N,
+                  IC,
+                  OC};
     double *res = ref_random(rng, NO, 1.0);
     double *dinp = ref_alloc(NI), *dw = ref_alloc(W), *db = ref_alloc(OC);
     lin_loss(&c);
@@ -35,9 +42,11 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int N, int IC, int OC, boo
     }
     lin_loss(&c);
     if (residual)
-        for (size_t i = 0; i < NO; i++) c.out[i] += res[i];
+        for (size_t i = 0; i < NO; i++)
+            c.out[i] += res[i];
 
-    double *g0 = ref_random(rng, NI, 1.0), *gw0 = ref_random(rng, W, 1.0), *gb0 = ref_random(rng, OC, 1.0);
+    double *g0 = ref_random(rng, NI, 1.0), *gw0 = ref_random(rng, W, 1.0),
+           *gb0 = ref_random(rng, OC, 1.0);
     float *f_inp = ref_floats(c.inp, NI), *f_w = ref_floats(c.w, W), *f_res = ref_floats(res, NO),
           *f_dout = ref_floats(c.dout, NO), *f_g0 = ref_floats(g0, NI), *f_gw0 = ref_floats(gw0, W),
           *f_gb0 = ref_floats(gb0, OC), *f_b = bias ? ref_floats(c.b, OC) : NULL;
@@ -64,22 +73,27 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int N, int IC, int OC, boo
     ref_to_float(ref, c.out, NO);
     CHECK_ALLCLOSE(what, got, ref, NO, 1e-5 * IC, 1e-4);
     dev_download(rt, got, din, NI, 1);
-    for (size_t i = 0; i < NI; i++) ref[i] = (float)(dinp[i] + (residual ? g0[i] : 0.0));
+    for (size_t i = 0; i < NI; i++)
+        ref[i] = (float)(dinp[i] + (residual ? g0[i] : 0.0));
     CHECK_ALLCLOSE("linear dinp", got, ref, NI, 1e-5 * OC, 1e-4);
     dev_download(rt, got, dw_d, W, 2);
-    for (size_t i = 0; i < W; i++) ref[i] = (float)(dw[i] + gw0[i]);
+    for (size_t i = 0; i < W; i++)
+        ref[i] = (float)(dw[i] + gw0[i]);
     CHECK_ALLCLOSE("linear dw", got, ref, W, 1e-5 * N, 1e-4);
     dev_download(rt, got, db_d, OC, 3);
-    for (int i = 0; i < OC; i++) ref[i] = (float)(gb0[i] + (bias ? db[i] : 0.0));
+    for (int i = 0; i < OC; i++)
+        ref[i] = (float)(gb0[i] + (bias ? db[i] : 0.0));
     CHECK_ALLCLOSE("linear db", got, ref, OC, 1e-5 * N, 1e-4);
 
     cl_mem all[] = {inp, w, b, rs, out, dout, din, dw_d, db_d, scratch};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (all[i]) clReleaseMemObject(all[i]);
     double *d[] = {c.out, c.inp, c.w, c.b, c.dout, res, dinp, dw, db, g0, gw0, gb0};
-    for (size_t i = 0; i < sizeof d / sizeof *d; i++) free(d[i]);
+    for (size_t i = 0; i < sizeof d / sizeof *d; i++)
+        free(d[i]);
     float *f[] = {f_inp, f_w, f_res, f_dout, f_g0, f_gw0, f_gb0, f_b, got, ref};
-    for (size_t i = 0; i < sizeof f / sizeof *f; i++) free(f[i]);
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+        free(f[i]);
 }
 
 int main(void) {

@@ -6,7 +6,8 @@
 static void run_case(cllm_runtime *rt, test_rng *rng, size_t n, double scale, float max_norm) {
     double *x = ref_random(rng, n, scale);
     double ss = 0;
-    for (size_t i = 0; i < n; i++) ss += x[i] * x[i];
+    for (size_t i = 0; i < n; i++)
+        ss += x[i] * x[i];
     double norm = sqrt(ss);
     double coef = max_norm > 0 ? fmin(1.0, max_norm / (norm + 1e-6)) : 1.0;
     float *fx = ref_floats(x, n), *got = malloc(n * 4), *ref = malloc(n * 4), out[2];
@@ -18,7 +19,8 @@ static void run_case(cllm_runtime *rt, test_rng *rng, size_t n, double scale, fl
     CHECK_MSG(test_close(out[1], coef, 1e-7, 1e-5), "n=%zu: clip factor %.8g, reference %.8g", n,
               out[1], coef);
     dev_download(rt, got, dx, n, 3);
-    for (size_t i = 0; i < n; i++) ref[i] = (float)(x[i] * coef);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = (float)(x[i] * coef);
     char what[64];
     snprintf(what, sizeof what, "clipped n=%zu max_norm=%g", n, max_norm);
     CHECK_ALLCLOSE(what, got, ref, n, 1e-7, 1e-5);
@@ -31,9 +33,9 @@ int main(void) {
     cllm_runtime *rt = test_runtime();
     test_rng rng = {29};
     run_case(rt, &rng, 1, 1.0, 0.5f);
-    run_case(rt, &rng, 255, 1.0, 0.0f);     /* fewer elements than groups; no clipping asked */
-    run_case(rt, &rng, 100003, 0.01, 1.0f); /* norm ~3.2 > 1: scaled down */
-    run_case(rt, &rng, 100003, 0.001, 1.0f);/* norm ~0.32 < 1: factor 1 */
+    run_case(rt, &rng, 255, 1.0, 0.0f);      /* fewer elements than groups; no clipping asked */
+    run_case(rt, &rng, 100003, 0.01, 1.0f);  /* norm ~3.2 > 1: scaled down */
+    run_case(rt, &rng, 100003, 0.001, 1.0f); /* norm ~0.32 < 1: factor 1 */
     run_case(rt, &rng, 1000001, 1.0, 5.0f);
     cllm_runtime_free(rt);
     return test_exit();

@@ -8,8 +8,8 @@
 #include <math.h>
 
 /* qkv (B, T, 3C) <-> qkvr (3, B, NH, T, hs); split = 1 reads qkv, 0 writes it. */
-static cllm_status qkv_permute(cllm_runtime *rt, cllm_view qkv, cllm_view qkvr, int B, int T,
-                               int C, int NH, cl_uint split) {
+static cllm_status qkv_permute(cllm_runtime *rt, cllm_view qkv, cllm_view qkvr, int B, int T, int C,
+                               int NH, cl_uint split) {
     cl_kernel k;
     cllm_status st = cllm_rt_kernel(rt, "attention.cl", NULL, "attention_qkv_permute", &k);
     if (st != CLLM_OK) return st;
@@ -22,8 +22,8 @@ static cllm_status qkv_permute(cllm_runtime *rt, cllm_view qkv, cllm_view qkvr, 
 }
 
 /* out (A, Y, X, Z) = inp (A, X, Y, Z) */
-static cllm_status swap_middle(cllm_runtime *rt, cllm_view out, cllm_view inp, int A, int X,
-                               int Y, int Z) {
+static cllm_status swap_middle(cllm_runtime *rt, cllm_view out, cllm_view inp, int A, int X, int Y,
+                               int Z) {
     cl_kernel k;
     cllm_status st = cllm_rt_kernel(rt, "attention.cl", NULL, "attention_swap_middle", &k);
     if (st != CLLM_OK) return st;
@@ -70,7 +70,8 @@ cllm_status cllm_op_attention_forward(cllm_runtime *rt, cllm_view out, cllm_atte
     const size_t hs = (size_t)(C / NH), nb = (size_t)B * NH, Tz = (size_t)T;
     const size_t part = nb * Tz * hs; /* elements of each of q, k, v in qkvr */
     const float scale = (float)(1.0 / sqrt((double)hs));
-    cllm_view q = acts.qkvr, kk = cllm_view_at(acts.qkvr, part), v = cllm_view_at(acts.qkvr, 2 * part);
+    cllm_view q = acts.qkvr, kk = cllm_view_at(acts.qkvr, part),
+              v = cllm_view_at(acts.qkvr, 2 * part);
     cllm_status st = qkv_permute(rt, qkv, acts.qkvr, B, T, C, NH, 1);
     if (st != CLLM_OK) return st;
     /* att (T, T) = scale * q (T, hs) @ k^T (hs, T), per head */
@@ -95,7 +96,8 @@ cllm_status cllm_op_attention_backward(cllm_runtime *rt, cllm_view dqkv, cllm_at
     const size_t hs = (size_t)(C / NH), nb = (size_t)B * NH, Tz = (size_t)T;
     const size_t part = nb * Tz * hs;
     const float scale = (float)(1.0 / sqrt((double)hs));
-    cllm_view q = acts.qkvr, kk = cllm_view_at(acts.qkvr, part), v = cllm_view_at(acts.qkvr, 2 * part);
+    cllm_view q = acts.qkvr, kk = cllm_view_at(acts.qkvr, part),
+              v = cllm_view_at(acts.qkvr, 2 * part);
     cllm_view dq = g.dqkvr, dk = cllm_view_at(g.dqkvr, part), dv = cllm_view_at(g.dqkvr, 2 * part);
     /* dy (B, NH, T, hs) from dout (B, T, NH, hs) */
     cllm_status st = swap_middle(rt, g.dy, dout, B, T, NH, (int)hs);

@@ -10,9 +10,9 @@ cllm_status cllm_op_bias_forward(cllm_runtime *rt, cllm_view out, cllm_view res,
     if (res.mem) {
         st = cllm_rt_kernel(rt, "bias.cl", NULL, "residual_bias", &k);
         if (st == CLLM_OK)
-            st = cllm_rt_args(k, 8, CLLM_ARG(out.mem), CLLM_ARG(oo), CLLM_ARG(res.mem),
-                              CLLM_ARG(ro), CLLM_ARG(bias.mem), CLLM_ARG(bo), CLLM_ARG(n),
-                              CLLM_ARG(oc));
+            st =
+                cllm_rt_args(k, 8, CLLM_ARG(out.mem), CLLM_ARG(oo), CLLM_ARG(res.mem), CLLM_ARG(ro),
+                             CLLM_ARG(bias.mem), CLLM_ARG(bo), CLLM_ARG(n), CLLM_ARG(oc));
     } else {
         st = cllm_rt_kernel(rt, "bias.cl", NULL, "bias_broadcast", &k);
         if (st == CLLM_OK)

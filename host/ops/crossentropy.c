@@ -2,8 +2,8 @@
 #include "ops.h"
 
 cllm_status cllm_op_crossentropy_forward(cllm_runtime *rt, cllm_view loss, cllm_view losses,
-                                         cllm_view lse, cllm_view logits, cllm_view targets,
-                                         int N, int V, int Vp, int count) {
+                                         cllm_view lse, cllm_view logits, cllm_view targets, int N,
+                                         int V, int Vp, int count) {
     cl_kernel kf, km;
     cllm_status st = cllm_rt_kernel(rt, "crossentropy.cl", NULL, "crossentropy_forward", &kf);
     if (st == CLLM_OK) st = cllm_rt_kernel(rt, "crossentropy.cl", NULL, "crossentropy_mean", &km);

@@ -12,8 +12,8 @@ cllm_status cllm_op_gelu_forward(cllm_runtime *rt, cllm_view out, cllm_view inp,
     return cllm_ops_launch_ew(rt, k, n);
 }
 
-cllm_status cllm_op_gelu_backward(cllm_runtime *rt, cllm_view dinp, cllm_view inp,
-                                  cllm_view dout, size_t n) {
+cllm_status cllm_op_gelu_backward(cllm_runtime *rt, cllm_view dinp, cllm_view inp, cllm_view dout,
+                                  size_t n) {
     cl_kernel k;
     cllm_status st = cllm_rt_kernel(rt, "gelu.cl", NULL, "gelu_backward", &k);
     if (st != CLLM_OK) return st;

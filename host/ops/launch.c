@@ -12,7 +12,8 @@ size_t cllm_ops_row_local(const cllm_runtime *rt, size_t width) {
     size_t cap = rt->info.type == CLLM_DEVICE_CPU ? 64 : 256;
     if (cap > rt->info.max_work_group) cap = rt->info.max_work_group;
     size_t n = 1;
-    while (n * 2 <= cap && n < width) n *= 2;
+    while (n * 2 <= cap && n < width)
+        n *= 2;
     return n;
 }
 

@@ -18,10 +18,10 @@ cllm_status cllm_op_layernorm_forward(cllm_runtime *rt, cllm_view out, cllm_view
     return cllm_ops_launch_rows(rt, k, (size_t)N, local);
 }
 
-cllm_status cllm_op_layernorm_backward(cllm_runtime *rt, cllm_view dinp, cllm_view dw,
-                                       cllm_view db, cllm_view scratch, cllm_view dout,
-                                       cllm_view inp, cllm_view mean, cllm_view rstd,
-                                       cllm_view w, int N, int C, bool accumulate) {
+cllm_status cllm_op_layernorm_backward(cllm_runtime *rt, cllm_view dinp, cllm_view dw, cllm_view db,
+                                       cllm_view scratch, cllm_view dout, cllm_view inp,
+                                       cllm_view mean, cllm_view rstd, cllm_view w, int N, int C,
+                                       bool accumulate) {
     if (N <= 0) return CLLM_OK;
     cl_kernel ki, kp;
     cllm_status st = cllm_rt_kernel(rt, "layernorm.cl", NULL, "layernorm_backward_input", &ki);
@@ -34,18 +34,18 @@ cllm_status cllm_op_layernorm_backward(cllm_runtime *rt, cllm_view dinp, cllm_vi
             n = (cl_uint)N, acc = accumulate ? 1u : 0u, so = (cl_uint)scratch.off;
     st = cllm_rt_args(ki, 15, CLLM_ARG(dinp.mem), CLLM_ARG(dio), CLLM_ARG(dout.mem), CLLM_ARG(go),
                       CLLM_ARG(inp.mem), CLLM_ARG(io), CLLM_ARG(mean.mem), CLLM_ARG(mo),
-                      CLLM_ARG(rstd.mem), CLLM_ARG(ro), CLLM_ARG(w.mem), CLLM_ARG(wo),
-                      CLLM_ARG(c), CLLM_ARG(acc), CLLM_ARG_LOCAL(local * sizeof(float)));
+                      CLLM_ARG(rstd.mem), CLLM_ARG(ro), CLLM_ARG(w.mem), CLLM_ARG(wo), CLLM_ARG(c),
+                      CLLM_ARG(acc), CLLM_ARG_LOCAL(local * sizeof(float)));
     if (st != CLLM_OK) return st;
     st = cllm_ops_launch_rows(rt, ki, (size_t)N, local);
     if (st != CLLM_OK) return st;
 
     cl_uint nchunk, per;
     cllm_ops_colsum_chunks(N, &nchunk, &per);
-    st = cllm_rt_args(kp, 14, CLLM_ARG(scratch.mem), CLLM_ARG(so), CLLM_ARG(dout.mem),
-                      CLLM_ARG(go), CLLM_ARG(inp.mem), CLLM_ARG(io), CLLM_ARG(mean.mem),
-                      CLLM_ARG(mo), CLLM_ARG(rstd.mem), CLLM_ARG(ro), CLLM_ARG(n), CLLM_ARG(c),
-                      CLLM_ARG(per), CLLM_ARG(nchunk));
+    st = cllm_rt_args(kp, 14, CLLM_ARG(scratch.mem), CLLM_ARG(so), CLLM_ARG(dout.mem), CLLM_ARG(go),
+                      CLLM_ARG(inp.mem), CLLM_ARG(io), CLLM_ARG(mean.mem), CLLM_ARG(mo),
+                      CLLM_ARG(rstd.mem), CLLM_ARG(ro), CLLM_ARG(n), CLLM_ARG(c), CLLM_ARG(per),
+                      CLLM_ARG(nchunk));
     if (st != CLLM_OK) return st;
     size_t global[2] = {(size_t)C, nchunk}, lp[2] = {64, 1};
     st = cllm_rt_launch(rt, kp, 2, global, lp);

@@ -13,8 +13,8 @@ cllm_status cllm_op_linear_forward(cllm_runtime *rt, cllm_view out, cllm_view re
         beta = 1.0f;
     } else if (res.mem) {
         cl_int err = clEnqueueCopyBuffer(rt->queue, res.mem, out.mem, res.off * sizeof(float),
-                                         out.off * sizeof(float),
-                                         (size_t)N * OC * sizeof(float), 0, NULL, NULL);
+                                         out.off * sizeof(float), (size_t)N * OC * sizeof(float), 0,
+                                         NULL, NULL);
         if (err != CL_SUCCESS)
             return cllm_fail(err, "copying the residual (%d x %d): %s", N, OC,
                              cllm_status_name(err));
@@ -32,8 +32,8 @@ cllm_status cllm_op_linear_backward(cllm_runtime *rt, cllm_view dinp, cllm_view 
     cllm_status st = CLLM_OK;
     if (dinp.mem) {
         /* dinp (N, IC) = dout (N, OC) @ w (OC, IC) */
-        st = cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_N, (size_t)N, (size_t)IC, (size_t)OC,
-                             1.0f, dout.mem, dout.off, (size_t)OC, w.mem, w.off, (size_t)IC,
+        st = cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_N, (size_t)N, (size_t)IC, (size_t)OC, 1.0f,
+                             dout.mem, dout.off, (size_t)OC, w.mem, w.off, (size_t)IC,
                              accumulate ? 1.0f : 0.0f, dinp.mem, dinp.off, (size_t)IC);
         if (st != CLLM_OK) return st;
     }

@@ -49,17 +49,17 @@ cllm_status cllm_op_layernorm_forward(cllm_runtime *rt, cllm_view out, cllm_view
                                       int N, int C, float eps);
 /* dinp (N, C) (= or += when accumulate), dw (C) +=, db (C) +=, from dout (N, C) and the
  * forward's inp, mean, rstd, w. scratch: 2 * CLLM_OPS_COLSUM_CHUNKS * C floats. */
-cllm_status cllm_op_layernorm_backward(cllm_runtime *rt, cllm_view dinp, cllm_view dw,
-                                       cllm_view db, cllm_view scratch, cllm_view dout,
-                                       cllm_view inp, cllm_view mean, cllm_view rstd,
-                                       cllm_view w, int N, int C, bool accumulate);
+cllm_status cllm_op_layernorm_backward(cllm_runtime *rt, cllm_view dinp, cllm_view dw, cllm_view db,
+                                       cllm_view scratch, cllm_view dout, cllm_view inp,
+                                       cllm_view mean, cllm_view rstd, cllm_view w, int N, int C,
+                                       bool accumulate);
 
 /* ---- GELU (cl/gelu.cl) */
 /* out (n) = gelu(inp (n)) */
 cllm_status cllm_op_gelu_forward(cllm_runtime *rt, cllm_view out, cllm_view inp, size_t n);
 /* dinp (n) = gelu'(inp) * dout; dinp may be dout (in place) */
-cllm_status cllm_op_gelu_backward(cllm_runtime *rt, cllm_view dinp, cllm_view inp,
-                                  cllm_view dout, size_t n);
+cllm_status cllm_op_gelu_backward(cllm_runtime *rt, cllm_view dinp, cllm_view inp, cllm_view dout,
+                                  size_t n);
 
 /* ---- bias and column sums (cl/bias.cl) */
 /* out (N, OC) = bias (OC) broadcast, or res (N, OC) + bias when res.mem is non-NULL */
@@ -105,8 +105,8 @@ cllm_status cllm_op_attention_backward(cllm_runtime *rt, cllm_view dqkv, cllm_at
 /* losses (N), lse (N) from logits (N, Vp) over the first V columns and targets (N) uint32
  * (CLLM_IGNORE_TARGET: loss 0); loss (1) = sum(losses) / count (0 when count is 0). */
 cllm_status cllm_op_crossentropy_forward(cllm_runtime *rt, cllm_view loss, cllm_view losses,
-                                         cllm_view lse, cllm_view logits, cllm_view targets,
-                                         int N, int V, int Vp, int count);
+                                         cllm_view lse, cllm_view logits, cllm_view targets, int N,
+                                         int V, int Vp, int count);
 /* logits (N, Vp) become dlogits = (softmax - onehot) * dloss, in place; 0 beyond V and on
  * ignored rows. */
 cllm_status cllm_op_crossentropy_backward(cllm_runtime *rt, cllm_view logits, cllm_view lse,

@@ -1,0 +1,645 @@
+/* The GPT device model (cllm/gpt.h): arenas, GPT-2 initialisation, forward, backward,
+ * gradient clipping and AdamW, all enqueued on the runtime's queue without synchronising.
+ *
+ * Shape legend (cllm/gpt.h): B batch, T sequence, C n_embd, L n_layer, NH n_head, hs = C/NH,
+ * V vocab, Vp padded vocab, BT = B*T rows. The activation arena is laid out for the largest
+ * batch and sequence (opts) and used partially for smaller ones.
+ *
+ * Four arenas, one device buffer each: params, grads, AdamW m and v (same layout), and the
+ * activations. With training, every layer keeps what its backward needs (llm.c's set); without
+ * it, one layer's worth is reused by every layer.
+ */
+#include "cllm/gpt.h"
+
+#include "ops/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Element offsets into the activation arena. Per-layer tensors (marked L) repeat every
+ * `*_stride` elements when training, and exist once otherwise. */
+typedef struct {
+    size_t tokens, targets;         /* (B*T) uint32 */
+    size_t encoded;                 /* (B*T, C) */
+    size_t ln1, ln1_mean, ln1_rstd; /* L (B*T, C), L (B*T), L (B*T) */
+    size_t qkvr;                    /* L (3, B, NH, T, hs) */
+    size_t att;                     /* L (B, NH, T, T) */
+    size_t atty;                    /* L (B*T, C) attention output, heads concatenated */
+    size_t res2;                    /* L (B*T, C) residual after attention */
+    size_t ln2, ln2_mean, ln2_rstd; /* L */
+    size_t fch, fch_gelu;           /* L (B*T, 4C) */
+    size_t res3;                    /* L (B*T, C) residual after the MLP */
+    size_t qkv;                     /* (B*T, 3C) scratch */
+    size_t y;                       /* (B, NH, T, hs) scratch */
+    size_t lnf, lnf_mean, lnf_rstd; /* (B*T, C), (B*T), (B*T) */
+    size_t logits;                  /* (B*T, Vp); dlogits in place after the backward */
+    size_t losses, lse;             /* (B*T) */
+    size_t loss;                    /* (1) */
+    /* training only: backward scratch */
+    size_t dres;   /* (B*T, C) gradient of the residual stream */
+    size_t dc;     /* (B*T, C) */
+    size_t d4c;    /* (B*T, 4C) */
+    size_t dqkv;   /* (B*T, 3C) */
+    size_t dqkvr;  /* (3, B, NH, T, hs) */
+    size_t datt;   /* (B, NH, T, T) */
+    size_t dy;     /* (B, NH, T, hs) */
+    size_t colsum; /* (CLLM_OPS_COLSUM_CHUNKS, 4C) */
+    size_t norm;   /* (CLLM_OPS_NORM_SCRATCH) */
+    size_t total;
+    /* strides of the per-layer tensors (0 without training: shared by all layers) */
+    size_t s_bt, s_btc, s_bt4c, s_qkvr, s_att;
+} act_layout;
+
+struct cllm_gpt {
+    cllm_runtime *rt;
+    cllm_gpt_config cfg;
+    cllm_gpt_opts opts;
+    cllm_gpt_layout lay;
+    act_layout act;
+    int Vp;
+    cl_mem params, grads, mom, var, acts;
+    /* the last forward */
+    int B, T;
+    int n_valid;          /* targets not ignored */
+    bool have_forward;    /* a forward has run */
+    bool have_targets;    /* ... with targets: losses exist */
+    bool logits_valid;    /* the logits are still there (a backward turns them into dlogits) */
+    uint32_t *staging;    /* (2, max B*T) host copy of inputs and targets being uploaded */
+    cl_event upload_done; /* the last upload from staging */
+};
+
+/* ---------------------------------------------------------------- sizes */
+
+static size_t align16(size_t n) {
+    return (n + 15) & ~(size_t)15;
+}
+
+static void act_layout_compute(const cllm_gpt_config *cfg, const cllm_gpt_opts *o, act_layout *a) {
+    const size_t BT = (size_t)o->max_batch * o->max_seq, C = (size_t)cfg->n_embd,
+                 NH = (size_t)cfg->n_head, T = (size_t)o->max_seq,
+                 Vp = (size_t)cllm_gpt_padded_vocab(cfg);
+    const size_t L = o->training ? (size_t)cfg->n_layer : 1;
+    const size_t natt = (size_t)o->max_batch * NH * T * T;
+    size_t off = 0;
+#define TAKE(field, n)                                                                             \
+    do {                                                                                           \
+        a->field = off;                                                                            \
+        off += align16(n);                                                                         \
+    } while (0)
+    memset(a, 0, sizeof *a);
+    TAKE(tokens, BT);
+    TAKE(targets, BT);
+    TAKE(encoded, BT * C);
+    TAKE(ln1, L * BT * C);
+    TAKE(ln1_mean, L * BT);
+    TAKE(ln1_rstd, L * BT);
+    TAKE(qkvr, L * 3 * BT * C);
+    TAKE(att, L * natt);
+    TAKE(atty, L * BT * C);
+    TAKE(res2, L * BT * C);
+    TAKE(ln2, L * BT * C);
+    TAKE(ln2_mean, L * BT);
+    TAKE(ln2_rstd, L * BT);
+    TAKE(fch, L * BT * 4 * C);
+    TAKE(fch_gelu, L * BT * 4 * C);
+    TAKE(res3, L * BT * C);
+    TAKE(qkv, BT * 3 * C);
+    TAKE(y, BT * C);
+    TAKE(lnf, BT * C);
+    TAKE(lnf_mean, BT);
+    TAKE(lnf_rstd, BT);
+    TAKE(logits, BT * Vp);
+    TAKE(losses, BT);
+    TAKE(lse, BT);
+    TAKE(loss, 1);
+    if (o->training) {
+        TAKE(dres, BT * C);
+        TAKE(dc, BT * C);
+        TAKE(d4c, BT * 4 * C);
+        TAKE(dqkv, BT * 3 * C);
+        TAKE(dqkvr, 3 * BT * C);
+        TAKE(datt, natt);
+        TAKE(dy, BT * C);
+        TAKE(colsum, CLLM_OPS_COLSUM_CHUNKS * 4 * C);
+        TAKE(norm, CLLM_OPS_NORM_SCRATCH);
+    }
+#undef TAKE
+    a->total = off;
+    if (o->training) {
+        a->s_bt = BT;
+        a->s_btc = BT * C;
+        a->s_bt4c = BT * 4 * C;
+        a->s_qkvr = 3 * BT * C;
+        a->s_att = natt;
+    }
+}
+
+size_t cllm_gpt_memory_required(const cllm_gpt_config *cfg, const cllm_gpt_opts *opts) {
+    cllm_gpt_layout lay;
+    act_layout a;
+    cllm_gpt_layout_compute(cfg, &lay);
+    act_layout_compute(cfg, opts, &a);
+    return (lay.total * (opts->training ? 4 : 1) + a.total) * sizeof(float);
+}
+
+static double mib(size_t bytes) {
+    return bytes / 1048576.0;
+}
+
+/* Refuse sizes the device cannot hold, naming the arena, the limit, and a batch that fits. */
+static cllm_status check_fits(const cllm_runtime *rt, const cllm_gpt_config *cfg,
+                              const cllm_gpt_opts *o) {
+    const cllm_device_info *dev = cllm_runtime_device(rt);
+    cllm_gpt_layout lay;
+    act_layout a;
+    cllm_gpt_layout_compute(cfg, &lay);
+    act_layout_compute(cfg, o, &a);
+    size_t pbytes = lay.total * sizeof(float), abytes = a.total * sizeof(float);
+    size_t total = cllm_gpt_memory_required(cfg, o);
+    const char *what = NULL;
+    size_t need = 0, limit = 0;
+    if (pbytes > dev->max_alloc || lay.total > CLLM_OPS_MAX_ELEMS) {
+        return cllm_fail(CLLM_ERR_TOO_LARGE,
+                         "the model's %zu parameters need a %.1f MiB buffer, more than the "
+                         "largest allocation of %.1f MiB on %s: use a smaller model",
+                         cllm_gpt_num_params(cfg), mib(pbytes), mib(dev->max_alloc), dev->name);
+    }
+    if (abytes > dev->max_alloc || a.total > CLLM_OPS_MAX_ELEMS) {
+        what = "the activations need one buffer of";
+        need = abytes;
+        limit = dev->max_alloc < (uint64_t)CLLM_OPS_MAX_ELEMS * 4
+                    ? dev->max_alloc
+                    : (uint64_t)CLLM_OPS_MAX_ELEMS * 4;
+    } else if (total > dev->global_mem) {
+        what = "parameters, gradients, optimizer state and activations need";
+        need = total;
+        limit = dev->global_mem;
+    }
+    if (!what) return CLLM_OK;
+    /* The largest batch at this sequence length that would fit, for the suggestion. */
+    int fit = 0;
+    for (int b = o->max_batch - 1; b >= 1 && !fit; b--) {
+        cllm_gpt_opts t = *o;
+        t.max_batch = b;
+        act_layout_compute(cfg, &t, &a);
+        size_t ab = a.total * sizeof(float);
+        if (ab <= dev->max_alloc && a.total <= CLLM_OPS_MAX_ELEMS &&
+            cllm_gpt_memory_required(cfg, &t) <= dev->global_mem)
+            fit = b;
+    }
+    char hint[96];
+    if (fit)
+        snprintf(hint, sizeof hint, "batch %d fits at sequence %d", fit, o->max_seq);
+    else
+        snprintf(hint, sizeof hint, "use a shorter sequence");
+    return cllm_fail(
+        CLLM_ERR_TOO_LARGE,
+        "batch %d x sequence %d%s: %s %.1f MiB, more than the %.1f MiB %s on %s; "
+        "use a smaller batch or sequence (%s)",
+        o->max_batch, o->max_seq, o->training ? " (training)" : "", what, mib(need), mib(limit),
+        limit == dev->global_mem ? "of device memory" : "largest allocation", dev->name, hint);
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+cllm_status cllm_gpt_init(cllm_gpt **out, cllm_runtime *rt, const cllm_gpt_config *cfg,
+                          const cllm_gpt_opts *opts) {
+    *out = NULL;
+    cllm_status st = cllm_gpt_config_validate(cfg, "model config");
+    if (st != CLLM_OK) return st;
+    if (opts->max_batch < 1 || opts->max_batch > 1 << 20)
+        return cllm_fail(CLLM_ERR_USAGE, "batch size %d: must be between 1 and %d", opts->max_batch,
+                         1 << 20);
+    if (opts->max_seq < 1 || opts->max_seq > cfg->n_positions)
+        return cllm_fail(CLLM_ERR_USAGE,
+                         "sequence length %d: must be between 1 and the model's n_positions (%d)",
+                         opts->max_seq, cfg->n_positions);
+    st = check_fits(rt, cfg, opts);
+    if (st != CLLM_OK) return st;
+    cllm_gpt *m = calloc(1, sizeof *m);
+    if (!m) return cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+    m->rt = rt;
+    m->cfg = *cfg;
+    m->opts = *opts;
+    m->Vp = cllm_gpt_padded_vocab(cfg);
+    cllm_gpt_layout_compute(cfg, &m->lay);
+    act_layout_compute(cfg, opts, &m->act);
+    size_t pbytes = m->lay.total * sizeof(float);
+    m->staging = malloc(2 * (size_t)opts->max_batch * opts->max_seq * sizeof(uint32_t));
+    if (!m->staging) {
+        st = cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    CLLM_TRY(cllm_rt_alloc(rt, pbytes, &m->params));
+    CLLM_TRY(cllm_rt_fill_zero(rt, m->params, 0, pbytes));
+    if (opts->training) {
+        CLLM_TRY(cllm_rt_alloc(rt, pbytes, &m->grads));
+        CLLM_TRY(cllm_rt_alloc(rt, pbytes, &m->mom));
+        CLLM_TRY(cllm_rt_alloc(rt, pbytes, &m->var));
+        CLLM_TRY(cllm_rt_fill_zero(rt, m->grads, 0, pbytes));
+        CLLM_TRY(cllm_rt_fill_zero(rt, m->mom, 0, pbytes));
+        CLLM_TRY(cllm_rt_fill_zero(rt, m->var, 0, pbytes));
+    }
+    CLLM_TRY(cllm_rt_alloc(rt, m->act.total * sizeof(float), &m->acts));
+    CLLM_TRY(cllm_rt_fill_zero(rt, m->acts, 0, m->act.total * sizeof(float)));
+    *out = m;
+    return CLLM_OK;
+fail:
+    cllm_gpt_free(m);
+    return st;
+}
+
+void cllm_gpt_free(cllm_gpt *m) {
+    if (!m) return;
+    if (m->rt) clFinish(m->rt->queue);
+    if (m->upload_done) clReleaseEvent(m->upload_done);
+    cl_mem bufs[] = {m->params, m->grads, m->mom, m->var, m->acts};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        if (bufs[i]) clReleaseMemObject(bufs[i]);
+    free(m->staging);
+    free(m);
+}
+
+const cllm_gpt_config *cllm_gpt_get_config(const cllm_gpt *m) {
+    return &m->cfg;
+}
+
+/* ---------------------------------------------------------------- parameters */
+
+/* splitmix64 and Box-Muller: the same normals on every host and device. */
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static double rng_normal(uint64_t *s) {
+    double u1 = ((rng_next(s) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
+    double u2 = (rng_next(s) >> 11) * 0x1.0p-53;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+cllm_status cllm_gpt_init_weights(cllm_gpt *m, uint64_t seed) {
+    const cllm_gpt_config *c = &m->cfg;
+    float *p = calloc(m->lay.total, sizeof(float));
+    if (!p) return cllm_fail(CLLM_ERR_NOMEM, "out of memory (%zu parameters)", m->lay.total);
+    const double std = c->initializer_range;
+    const double proj_std = std / sqrt(2.0 * c->n_layer);
+    uint64_t s = seed;
+    for (int i = 0; i < CLLM_P_COUNT; i++) {
+        float *t = p + m->lay.offset[i];
+        size_t n = m->lay.numel[i];
+        switch (i) {
+        case CLLM_P_WTE: /* the padding rows stay zero */
+            n = (size_t)c->vocab_size * c->n_embd;
+            /* fall through */
+        case CLLM_P_WPE:
+        case CLLM_P_QKVW:
+        case CLLM_P_FCW:
+            for (size_t k = 0; k < n; k++)
+                t[k] = (float)(std * rng_normal(&s));
+            break;
+        case CLLM_P_ATTPROJW:
+        case CLLM_P_FCPROJW:
+            for (size_t k = 0; k < n; k++)
+                t[k] = (float)(proj_std * rng_normal(&s));
+            break;
+        case CLLM_P_LN1W:
+        case CLLM_P_LN2W:
+        case CLLM_P_LNFW:
+            for (size_t k = 0; k < n; k++)
+                t[k] = 1.0f;
+            break;
+        default: /* biases and LayerNorm shifts */
+            break;
+        }
+    }
+    cllm_status st = cllm_gpt_set_params(m, p);
+    free(p);
+    return st;
+}
+
+cllm_status cllm_gpt_set_params(cllm_gpt *m, const float *params) {
+    cllm_status st = cllm_rt_write(m->rt, m->params, 0, params, m->lay.total * sizeof(float));
+    if (st != CLLM_OK) return st;
+    /* Keep the padding rows of wte at zero whatever the caller had there. */
+    size_t pad = (size_t)(m->Vp - m->cfg.vocab_size) * m->cfg.n_embd;
+    size_t off = m->lay.offset[CLLM_P_WTE] + (size_t)m->cfg.vocab_size * m->cfg.n_embd;
+    return cllm_rt_fill_zero(m->rt, m->params, off * sizeof(float), pad * sizeof(float));
+}
+
+cllm_status cllm_gpt_get_params(cllm_gpt *m, float *params) {
+    return cllm_rt_read(m->rt, m->params, 0, params, m->lay.total * sizeof(float));
+}
+
+static cllm_status need_training(const cllm_gpt *m, const char *what) {
+    if (m->opts.training) return CLLM_OK;
+    return cllm_fail(CLLM_ERR_STATE,
+                     "%s: the model was created without training (no gradients "
+                     "or optimizer state)",
+                     what);
+}
+
+cllm_status cllm_gpt_get_grads(cllm_gpt *m, float *grads) {
+    cllm_status st = need_training(m, "reading gradients");
+    if (st != CLLM_OK) return st;
+    return cllm_rt_read(m->rt, m->grads, 0, grads, m->lay.total * sizeof(float));
+}
+
+cllm_status cllm_gpt_set_adam(cllm_gpt *m, const float *mom, const float *var) {
+    cllm_status st = need_training(m, "setting the optimizer state");
+    if (st != CLLM_OK) return st;
+    st = cllm_rt_write(m->rt, m->mom, 0, mom, m->lay.total * sizeof(float));
+    if (st != CLLM_OK) return st;
+    return cllm_rt_write(m->rt, m->var, 0, var, m->lay.total * sizeof(float));
+}
+
+cllm_status cllm_gpt_get_adam(cllm_gpt *m, float *mom, float *var) {
+    cllm_status st = need_training(m, "reading the optimizer state");
+    if (st != CLLM_OK) return st;
+    st = cllm_rt_read(m->rt, m->mom, 0, mom, m->lay.total * sizeof(float));
+    if (st != CLLM_OK) return st;
+    return cllm_rt_read(m->rt, m->var, 0, var, m->lay.total * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static cllm_view P(const cllm_gpt *m, int which, size_t elems) {
+    return (cllm_view){m->params, m->lay.offset[which] + elems};
+}
+static cllm_view G(const cllm_gpt *m, int which, size_t elems) {
+    return (cllm_view){m->grads, m->lay.offset[which] + elems};
+}
+static cllm_view A(const cllm_gpt *m, size_t off) {
+    return (cllm_view){m->acts, off};
+}
+
+/* Copy inputs (and targets) into the staging area and enqueue a non-blocking upload: the host
+ * waits only for the previous upload from the same area, never for the device's compute. */
+static cllm_status upload_ids(cllm_gpt *m, const uint32_t *inputs, const uint32_t *targets,
+                              size_t n) {
+    cllm_status st = CLLM_OK;
+    if (m->upload_done) {
+        CLLM_CL_TRY(clWaitForEvents(1, &m->upload_done));
+        clReleaseEvent(m->upload_done);
+        m->upload_done = NULL;
+    }
+    memcpy(m->staging, inputs, n * sizeof(uint32_t));
+    size_t count = n;
+    if (targets) {
+        /* tokens and targets are adjacent in the arena only when n == max B*T; upload apart */
+        memcpy(m->staging + n, targets, n * sizeof(uint32_t));
+        CLLM_CL_TRY(clEnqueueWriteBuffer(m->rt->queue, m->acts, CL_FALSE,
+                                         m->act.targets * sizeof(float), n * sizeof(uint32_t),
+                                         m->staging + n, 0, NULL, NULL));
+    }
+    CLLM_CL_TRY(clEnqueueWriteBuffer(m->rt->queue, m->acts, CL_FALSE, m->act.tokens * sizeof(float),
+                                     count * sizeof(uint32_t), m->staging, 0, NULL,
+                                     &m->upload_done));
+fail:
+    return st;
+}
+
+static cllm_status check_ids(const cllm_gpt *m, const uint32_t *ids, size_t n, int T,
+                             const char *what, bool allow_ignore, int *n_valid) {
+    int valid = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (allow_ignore && ids[i] == CLLM_IGNORE_TARGET) continue;
+        if (ids[i] >= (uint32_t)m->cfg.vocab_size)
+            return cllm_fail(CLLM_ERR_USAGE,
+                             "%s[%zu][%zu] = %u is not a token of this model (vocab_size %d)%s",
+                             what, i / (size_t)T, i % (size_t)T, ids[i], m->cfg.vocab_size,
+                             allow_ignore ? " nor CLLM_IGNORE_TARGET" : "");
+        valid++;
+    }
+    if (n_valid) *n_valid = valid;
+    return CLLM_OK;
+}
+
+cllm_status cllm_gpt_forward(cllm_gpt *m, const uint32_t *inputs, const uint32_t *targets, int B,
+                             int T) {
+    cllm_runtime *rt = m->rt;
+    const cllm_gpt_config *c = &m->cfg;
+    const int C = c->n_embd, L = c->n_layer, NH = c->n_head, V = c->vocab_size, Vp = m->Vp;
+    if (B < 1 || B > m->opts.max_batch || T < 1 || T > m->opts.max_seq)
+        return cllm_fail(CLLM_ERR_USAGE,
+                         "forward over batch %d x sequence %d: the model was created for at most "
+                         "%d x %d",
+                         B, T, m->opts.max_batch, m->opts.max_seq);
+    const size_t BT = (size_t)B * T;
+    int n_valid = 0;
+    cllm_status st = check_ids(m, inputs, BT, T, "inputs", false, NULL);
+    if (st == CLLM_OK && targets) st = check_ids(m, targets, BT, T, "targets", true, &n_valid);
+    if (st != CLLM_OK) return st;
+    m->have_forward = m->have_targets = m->logits_valid = false;
+    CLLM_TRY(upload_ids(m, inputs, targets, BT));
+
+    const act_layout *a = &m->act;
+    const int N = (int)BT;
+    CLLM_TRY(cllm_op_encoder_forward(rt, A(m, a->encoded), A(m, a->tokens), P(m, CLLM_P_WTE, 0),
+                                     P(m, CLLM_P_WPE, 0), B, T, C));
+    const cllm_view none = {NULL, 0};
+    for (int l = 0; l < L; l++) {
+        const size_t lc = (size_t)l * C, l3 = lc * 3, l4 = lc * 4;
+        cllm_view residual = l == 0 ? A(m, a->encoded) : A(m, a->res3 + (size_t)(l - 1) * a->s_btc);
+        cllm_view ln1 = A(m, a->ln1 + l * a->s_btc), ln1_mean = A(m, a->ln1_mean + l * a->s_bt),
+                  ln1_rstd = A(m, a->ln1_rstd + l * a->s_bt), atty = A(m, a->atty + l * a->s_btc),
+                  res2 = A(m, a->res2 + l * a->s_btc), ln2 = A(m, a->ln2 + l * a->s_btc),
+                  ln2_mean = A(m, a->ln2_mean + l * a->s_bt),
+                  ln2_rstd = A(m, a->ln2_rstd + l * a->s_bt), fch = A(m, a->fch + l * a->s_bt4c),
+                  fch_gelu = A(m, a->fch_gelu + l * a->s_bt4c), res3 = A(m, a->res3 + l * a->s_btc);
+        cllm_attention_acts at = {A(m, a->qkvr + l * a->s_qkvr), A(m, a->att + l * a->s_att),
+                                  A(m, a->y)};
+        CLLM_TRY(cllm_op_layernorm_forward(rt, ln1, ln1_mean, ln1_rstd, residual,
+                                           P(m, CLLM_P_LN1W, lc), P(m, CLLM_P_LN1B, lc), N, C,
+                                           c->layer_norm_epsilon));
+        CLLM_TRY(cllm_op_linear_forward(rt, A(m, a->qkv), none, ln1, P(m, CLLM_P_QKVW, l3 * C),
+                                        P(m, CLLM_P_QKVB, l3), N, C, 3 * C));
+        CLLM_TRY(cllm_op_attention_forward(rt, atty, at, A(m, a->qkv), B, T, C, NH));
+        CLLM_TRY(cllm_op_linear_forward(rt, res2, residual, atty, P(m, CLLM_P_ATTPROJW, lc * C),
+                                        P(m, CLLM_P_ATTPROJB, lc), N, C, C));
+        CLLM_TRY(cllm_op_layernorm_forward(rt, ln2, ln2_mean, ln2_rstd, res2, P(m, CLLM_P_LN2W, lc),
+                                           P(m, CLLM_P_LN2B, lc), N, C, c->layer_norm_epsilon));
+        CLLM_TRY(cllm_op_linear_forward(rt, fch, none, ln2, P(m, CLLM_P_FCW, l4 * C),
+                                        P(m, CLLM_P_FCB, l4), N, C, 4 * C));
+        CLLM_TRY(cllm_op_gelu_forward(rt, fch_gelu, fch, BT * 4 * C));
+        /* Without training res3 is a single buffer that also holds this layer's input: the
+         * residual is read into res2 above, so overwriting it here is safe. */
+        CLLM_TRY(cllm_op_linear_forward(rt, res3, res2, fch_gelu, P(m, CLLM_P_FCPROJW, l4 * C),
+                                        P(m, CLLM_P_FCPROJB, lc), N, 4 * C, C));
+    }
+    cllm_view last = A(m, a->res3 + (size_t)(L - 1) * a->s_btc);
+    CLLM_TRY(cllm_op_layernorm_forward(rt, A(m, a->lnf), A(m, a->lnf_mean), A(m, a->lnf_rstd), last,
+                                       P(m, CLLM_P_LNFW, 0), P(m, CLLM_P_LNFB, 0), N, C,
+                                       c->layer_norm_epsilon));
+    /* logits (BT, Vp) = lnf (BT, C) @ wte^T: the LM head tied to the token embedding */
+    CLLM_TRY(cllm_op_linear_forward(rt, A(m, a->logits), none, A(m, a->lnf), P(m, CLLM_P_WTE, 0),
+                                    none, N, C, Vp));
+    if (targets)
+        CLLM_TRY(cllm_op_crossentropy_forward(rt, A(m, a->loss), A(m, a->losses), A(m, a->lse),
+                                              A(m, a->logits), A(m, a->targets), N, V, Vp,
+                                              n_valid));
+    m->B = B;
+    m->T = T;
+    m->n_valid = n_valid;
+    m->have_forward = true;
+    m->have_targets = targets != NULL;
+    m->logits_valid = true;
+    return CLLM_OK;
+fail:
+    return st;
+}
+
+cllm_status cllm_gpt_get_loss(cllm_gpt *m, float *loss) {
+    if (!m->have_targets)
+        return cllm_fail(CLLM_ERR_STATE, "no loss: the last forward pass had no targets");
+    return cllm_rt_read(m->rt, m->acts, m->act.loss * sizeof(float), loss, sizeof(float));
+}
+
+cllm_status cllm_gpt_get_token_losses(cllm_gpt *m, float *losses) {
+    if (!m->have_targets)
+        return cllm_fail(CLLM_ERR_STATE, "no losses: the last forward pass had no targets");
+    return cllm_rt_read(m->rt, m->acts, m->act.losses * sizeof(float), losses,
+                        (size_t)m->B * m->T * sizeof(float));
+}
+
+cllm_status cllm_gpt_get_logits(cllm_gpt *m, int b, int t, float *logits) {
+    if (!m->logits_valid)
+        return cllm_fail(CLLM_ERR_STATE, m->have_forward
+                                             ? "no logits: the backward pass has replaced them "
+                                               "with their gradients"
+                                             : "no logits: no forward pass has run");
+    if (b < 0 || b >= m->B || t < 0 || t >= m->T)
+        return cllm_fail(CLLM_ERR_USAGE, "logits at (%d, %d): the last forward was %d x %d", b, t,
+                         m->B, m->T);
+    size_t row = (size_t)b * m->T + t;
+    return cllm_rt_read(m->rt, m->acts, (m->act.logits + row * m->Vp) * sizeof(float), logits,
+                        (size_t)m->cfg.vocab_size * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- backward */
+
+cllm_status cllm_gpt_zero_grad(cllm_gpt *m) {
+    cllm_status st = need_training(m, "zeroing gradients");
+    if (st != CLLM_OK) return st;
+    return cllm_rt_fill_zero(m->rt, m->grads, 0, m->lay.total * sizeof(float));
+}
+
+cllm_status cllm_gpt_backward(cllm_gpt *m, float scale) {
+    cllm_status st = need_training(m, "backward pass");
+    if (st != CLLM_OK) return st;
+    if (!m->have_targets || !m->logits_valid)
+        return cllm_fail(CLLM_ERR_STATE, !m->have_targets
+                                             ? "backward pass: the last forward pass had no "
+                                               "targets"
+                                             : "backward pass: already done for this forward pass");
+    cllm_runtime *rt = m->rt;
+    const cllm_gpt_config *c = &m->cfg;
+    const int C = c->n_embd, L = c->n_layer, NH = c->n_head, V = c->vocab_size, Vp = m->Vp;
+    const int B = m->B, T = m->T, N = B * T;
+    const act_layout *a = &m->act;
+    const cllm_view dres = A(m, a->dres), dc = A(m, a->dc), d4c = A(m, a->d4c),
+                    dqkv = A(m, a->dqkv), colsum = A(m, a->colsum), none = {NULL, 0};
+    const float dloss = m->n_valid ? scale / (float)m->n_valid : 0.0f;
+
+    m->logits_valid = false;
+    CLLM_TRY(cllm_op_crossentropy_backward(rt, A(m, a->logits), A(m, a->lse), A(m, a->targets), N,
+                                           V, Vp, dloss));
+    /* LM head: dlnf = dlogits @ wte, dwte += dlogits^T @ lnf */
+    CLLM_TRY(cllm_op_linear_backward(rt, dc, G(m, CLLM_P_WTE, 0), none, colsum, A(m, a->logits),
+                                     A(m, a->lnf), P(m, CLLM_P_WTE, 0), N, C, Vp, false));
+    cllm_view last = A(m, a->res3 + (size_t)(L - 1) * a->s_btc);
+    CLLM_TRY(cllm_op_layernorm_backward(rt, dres, G(m, CLLM_P_LNFW, 0), G(m, CLLM_P_LNFB, 0),
+                                        colsum, dc, last, A(m, a->lnf_mean), A(m, a->lnf_rstd),
+                                        P(m, CLLM_P_LNFW, 0), N, C, false));
+    for (int l = L - 1; l >= 0; l--) {
+        const size_t lc = (size_t)l * C, l3 = lc * 3, l4 = lc * 4;
+        cllm_view residual = l == 0 ? A(m, a->encoded) : A(m, a->res3 + (size_t)(l - 1) * a->s_btc);
+        cllm_view ln1 = A(m, a->ln1 + l * a->s_btc), ln1_mean = A(m, a->ln1_mean + l * a->s_bt),
+                  ln1_rstd = A(m, a->ln1_rstd + l * a->s_bt), atty = A(m, a->atty + l * a->s_btc),
+                  res2 = A(m, a->res2 + l * a->s_btc), ln2 = A(m, a->ln2 + l * a->s_btc),
+                  ln2_mean = A(m, a->ln2_mean + l * a->s_bt),
+                  ln2_rstd = A(m, a->ln2_rstd + l * a->s_bt), fch = A(m, a->fch + l * a->s_bt4c),
+                  fch_gelu = A(m, a->fch_gelu + l * a->s_bt4c);
+        cllm_attention_acts at = {A(m, a->qkvr + l * a->s_qkvr), A(m, a->att + l * a->s_att),
+                                  A(m, a->y)};
+        cllm_attention_grads ag = {A(m, a->dqkvr), A(m, a->datt), A(m, a->dy)};
+        /* dres holds d(res3): the MLP branch, then its LayerNorm adds into dres = d(res2) */
+        CLLM_TRY(cllm_op_linear_backward(rt, d4c, G(m, CLLM_P_FCPROJW, l4 * C),
+                                         G(m, CLLM_P_FCPROJB, lc), colsum, dres, fch_gelu,
+                                         P(m, CLLM_P_FCPROJW, l4 * C), N, 4 * C, C, false));
+        CLLM_TRY(cllm_op_gelu_backward(rt, d4c, fch, d4c, (size_t)N * 4 * C));
+        CLLM_TRY(cllm_op_linear_backward(rt, dc, G(m, CLLM_P_FCW, l4 * C), G(m, CLLM_P_FCB, l4),
+                                         colsum, d4c, ln2, P(m, CLLM_P_FCW, l4 * C), N, C, 4 * C,
+                                         false));
+        CLLM_TRY(cllm_op_layernorm_backward(rt, dres, G(m, CLLM_P_LN2W, lc), G(m, CLLM_P_LN2B, lc),
+                                            colsum, dc, res2, ln2_mean, ln2_rstd,
+                                            P(m, CLLM_P_LN2W, lc), N, C, true));
+        /* the attention branch, then LayerNorm 1 adds into dres = d(residual) */
+        CLLM_TRY(cllm_op_linear_backward(rt, dc, G(m, CLLM_P_ATTPROJW, lc * C),
+                                         G(m, CLLM_P_ATTPROJB, lc), colsum, dres, atty,
+                                         P(m, CLLM_P_ATTPROJW, lc * C), N, C, C, false));
+        CLLM_TRY(cllm_op_attention_backward(rt, dqkv, ag, dc, at, B, T, C, NH));
+        CLLM_TRY(cllm_op_linear_backward(rt, dc, G(m, CLLM_P_QKVW, l3 * C), G(m, CLLM_P_QKVB, l3),
+                                         colsum, dqkv, ln1, P(m, CLLM_P_QKVW, l3 * C), N, C, 3 * C,
+                                         false));
+        CLLM_TRY(cllm_op_layernorm_backward(rt, dres, G(m, CLLM_P_LN1W, lc), G(m, CLLM_P_LN1B, lc),
+                                            colsum, dc, residual, ln1_mean, ln1_rstd,
+                                            P(m, CLLM_P_LN1W, lc), N, C, true));
+    }
+    CLLM_TRY(cllm_op_encoder_backward(rt, G(m, CLLM_P_WTE, 0), G(m, CLLM_P_WPE, 0), dres,
+                                      A(m, a->tokens), B, T, C));
+    return CLLM_OK;
+fail:
+    return st;
+}
+
+/* ---------------------------------------------------------------- optimizer */
+
+cllm_status cllm_gpt_clip_grad_norm(cllm_gpt *m, float max_norm, float *norm) {
+    cllm_status st = need_training(m, "gradient clipping");
+    if (st != CLLM_OK) return st;
+    if (!(max_norm >= 0.0f) || isinf(max_norm))
+        return cllm_fail(CLLM_ERR_USAGE, "gradient clipping: max norm %g must be finite and >= 0",
+                         max_norm);
+    cllm_view scratch = A(m, m->act.norm);
+    st = cllm_op_clip_norm(m->rt, (cllm_view){m->grads, 0}, m->lay.total, scratch, max_norm);
+    if (st != CLLM_OK || !norm) return st;
+    return cllm_rt_read(m->rt, m->acts, (m->act.norm + CLLM_OPS_NORM_GROUPS) * sizeof(float), norm,
+                        sizeof(float));
+}
+
+cllm_status cllm_gpt_adamw_step(cllm_gpt *m, const cllm_adamw_params *hp, int step) {
+    cllm_status st = need_training(m, "optimizer step");
+    if (st != CLLM_OK) return st;
+    if (!(hp->lr >= 0.0f) || !(hp->beta1 >= 0.0f && hp->beta1 < 1.0f) ||
+        !(hp->beta2 >= 0.0f && hp->beta2 < 1.0f) || !(hp->eps > 0.0f) ||
+        !(hp->weight_decay >= 0.0f) || step < 1)
+        return cllm_fail(CLLM_ERR_USAGE,
+                         "AdamW: lr %g, betas (%g, %g), eps %g, weight decay %g, step %d: need "
+                         "lr >= 0, 0 <= beta < 1, eps > 0, weight decay >= 0, step >= 1",
+                         hp->lr, hp->beta1, hp->beta2, hp->eps, hp->weight_decay, step);
+    cllm_adamw_spec s = {.lr = hp->lr,
+                         .beta1 = hp->beta1,
+                         .beta2 = hp->beta2,
+                         .eps = hp->eps,
+                         .weight_decay = hp->weight_decay,
+                         .step = step};
+    /* Decayed tensors as ranges of the layout, merging neighbours (wte and wpe are one). */
+    for (int i = 0; i < CLLM_P_COUNT; i++) {
+        if (!cllm_gpt_param_decays(i)) continue;
+        size_t lo = m->lay.offset[i], hi = lo + m->lay.numel[i];
+        if (s.n_decay && s.decay_hi[s.n_decay - 1] == lo) {
+            s.decay_hi[s.n_decay - 1] = hi;
+        } else {
+            s.decay_lo[s.n_decay] = lo;
+            s.decay_hi[s.n_decay] = hi;
+            s.n_decay++;
+        }
+    }
+    return cllm_op_adamw(m->rt, (cllm_view){m->params, 0}, (cllm_view){m->grads, 0},
+                         (cllm_view){m->mom, 0}, (cllm_view){m->var, 0}, m->lay.total, &s);
+}
