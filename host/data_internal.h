@@ -9,4 +9,15 @@
 cllm_status cllm_shard_check_header(const char *path, const unsigned char *hdr, size_t hdr_len,
                                     uint64_t file_size, cllm_shard_info *info);
 
+/* Default of cllm_curate_opts.min_alpha (see the measurement in README.md). */
+#define CLLM_DEFAULT_MIN_ALPHA 0.5
+
+/* Decode one code point at p[0..n): its length (1..4), or -k when the bytes are not valid
+ * UTF-8 and k >= 1 of them form the maximal invalid subpart (one U+FFFD replaces them). */
+int cllm_utf8_decode(const unsigned char *p, size_t n, uint32_t *cp);
+/* Encode c into out (room for 4 bytes); returns the length. */
+size_t cllm_utf8_encode(uint32_t c, char *out);
+bool cllm_is_space(uint32_t c);  /* Unicode White_Space */
+bool cllm_is_letter(uint32_t c); /* general category L* */
+
 #endif

@@ -114,6 +114,145 @@ uint32_t cllm_loader_max_token(const cllm_loader *l);
 int cllm_loader_num_shards(const cllm_loader *l);
 uint64_t cllm_loader_num_windows(const cllm_loader *l);
 
+
+/* ---- corpus reading: files, directories, gzip, documents, JSONL ---- */
+
+/* How files turn into documents. */
+typedef struct {
+    const char *format;        /* "auto" (*.jsonl / *.ndjson, optionally .gz, are JSONL; the
+                                  rest text), "text" or "jsonl" */
+    const char *doc_separator; /* text: a line equal to this (e.g. "%" for fortune files)
+                                  separates documents; NULL: one document per file */
+    const char *text_key;      /* JSONL: the string field holding the text ("text") */
+    bool strict;               /* a malformed JSONL line is an error (else skipped, counted) */
+    const char *const *include; /* glob patterns on file names met in directories (NULL, 0:
+                                   all); files named on the command line are always read */
+    int n_include;
+    const char *const *exclude; /* ... and patterns to leave out */
+    int n_exclude;
+} cllm_reader_opts;
+cllm_reader_opts cllm_reader_opts_default(void);
+
+typedef struct {
+    uint64_t files;              /* files read */
+    uint64_t files_binary;       /* skipped: a NUL byte in the first 64 KiB (e.g. strfile
+                                    .dat indexes) */
+    uint64_t files_same;         /* skipped: the same file again (a symlink or hard link) */
+    uint64_t files_excluded;     /* skipped: --include / --exclude */
+    uint64_t bytes;              /* bytes of text read (after gunzip) */
+    uint64_t bytes_compressed;   /* bytes of files read from disk */
+    uint64_t documents;          /* documents produced */
+    uint64_t malformed_lines;    /* JSONL lines skipped (not JSON, not an object, no text) */
+} cllm_reader_stats;
+
+typedef struct {
+    const char *text; /* the raw document (not NUL-terminated), valid until the next call */
+    size_t len;
+    const char *path; /* the file it came from (valid while the reader lives) */
+    uint64_t line;    /* 1-based line where it starts */
+} cllm_doc;
+
+typedef struct cllm_reader cllm_reader;
+/* Walk `paths` (files, and directories recursively in name order; names starting with '.'
+ * are skipped). Fails at once if a path does not exist. */
+cllm_status cllm_reader_init(cllm_reader **r, const char *const *paths, int n_paths,
+                             const cllm_reader_opts *o);
+/* The next document; at the end, CLLM_OK with doc->text == NULL. Gzip files are read
+ * transparently. Errors name the file and the line or offset. */
+cllm_status cllm_reader_next(cllm_reader *r, cllm_doc *doc);
+const cllm_reader_stats *cllm_reader_get_stats(const cllm_reader *r);
+/* Files found by the walk (read or yet to be read, skipped ones excluded as they are met). */
+uint64_t cllm_reader_num_files(const cllm_reader *r);
+void cllm_reader_free(cllm_reader *r);
+
+/* ---- curation: clean-up, normalization and per-document quality rules ---- */
+
+/* Why a document was removed (or CLLM_DOC_KEPT), in the order the rules run. */
+typedef enum {
+    CLLM_DOC_KEPT = 0,
+    CLLM_DOC_EMPTY,          /* nothing but whitespace after clean-up */
+    CLLM_DOC_TOO_SHORT,      /* fewer than min_chars characters (code points) */
+    CLLM_DOC_TOO_LONG,       /* more than max_chars characters */
+    CLLM_DOC_LOW_ALPHA,      /* letters are < min_alpha of the non-space characters */
+    CLLM_DOC_REPEATED_LINES, /* > max_repeated_lines of the non-blank lines repeat an
+                                earlier line */
+    CLLM_DOC_LONG_WORD,      /* a word (run of non-space characters) > max_word_chars */
+    CLLM_DOC_EXACT_DUP,      /* same text (after clean-up) as an earlier document */
+    CLLM_DOC_NEAR_DUP,       /* MinHash Jaccard >= threshold with an earlier document */
+    CLLM_DOC_N_RULES
+} cllm_doc_rule;
+/* "kept", "empty", "too_short", ... (the keys of stats.json). */
+const char *cllm_doc_rule_name(cllm_doc_rule r);
+
+typedef struct {
+    bool clean;                /* controls removed, CR/CRLF -> LF, backspace overstrike
+                                  resolved, trailing spaces and extra blank lines dropped */
+    bool nfc;                  /* Unicode normalization form C (utf8proc) */
+    uint64_t min_chars;        /* 0: no minimum */
+    uint64_t max_chars;        /* 0: no maximum */
+    double min_alpha;          /* 0: off */
+    double max_repeated_lines; /* >= 1: off */
+    uint64_t max_word_chars;   /* 0: off */
+} cllm_curate_opts;
+cllm_curate_opts cllm_curate_opts_default(void);
+
+/* What the clean-up changed in a document (bits of cllm_curated.changes). */
+enum {
+    CLLM_CHANGED_UTF8 = 1,  /* invalid UTF-8 replaced by U+FFFD (always done) */
+    CLLM_CHANGED_CLEAN = 2, /* clean-up changed something */
+    CLLM_CHANGED_NFC = 4,   /* normalization changed something */
+};
+
+typedef struct {
+    char *text;  /* the cleaned document, NUL-terminated, malloc'd: the caller frees */
+    size_t len;  /* bytes */
+    uint64_t chars;
+    unsigned changes;
+    cllm_doc_rule rule; /* KEPT or the first per-document rule that removes it */
+    double value;       /* the measured quantity that rule compared (share, length) */
+} cllm_curated;
+
+/* Clean, normalize and judge one document. Thread-safe. */
+cllm_status cllm_curate(const cllm_curate_opts *o, const char *text, size_t len,
+                        cllm_curated *out);
+
+/* ---- deduplication: exact (content hash) and near (MinHash + LSH) ---- */
+
+typedef struct {
+    bool exact;              /* drop documents whose text equals an earlier one's */
+    double near_threshold;   /* drop documents with estimated Jaccard >= this with an
+                                earlier one (0: off) */
+    int shingle_words;       /* shingles are runs of this many words (lower-cased letters
+                                and digits) */
+    int num_perm;            /* MinHash permutations */
+    uint64_t seed;           /* the permutations are drawn from it */
+} cllm_dedup_opts;
+cllm_dedup_opts cllm_dedup_opts_default(void);
+
+typedef struct {
+    uint64_t hash[2];     /* 128-bit content hash */
+    uint32_t *minhash;    /* (num_perm), caller-provided */
+    uint64_t n_shingles;  /* 0: no words, no near-duplicate test */
+} cllm_doc_sig;
+
+typedef struct cllm_dedup cllm_dedup;
+cllm_status cllm_dedup_init(cllm_dedup **d, const cllm_dedup_opts *o);
+void cllm_dedup_free(cllm_dedup *d);
+/* The LSH banding chosen for the threshold: bands * rows <= num_perm. */
+void cllm_dedup_bands(const cllm_dedup *d, int *bands, int *rows);
+/* Content hash and MinHash signature of a (cleaned) text. Thread-safe. */
+void cllm_dedup_signature(const cllm_dedup *d, const char *text, size_t len, cllm_doc_sig *sig);
+/* Decide one document against those kept so far, in corpus order: CLLM_DOC_EXACT_DUP or
+ * CLLM_DOC_NEAR_DUP (with *dup_of = the id of the kept document it repeats and *similarity
+ * the estimated Jaccard), or CLLM_DOC_KEPT, after which it is remembered under `id`. */
+cllm_status cllm_dedup_add(cllm_dedup *d, const cllm_doc_sig *sig, uint64_t id,
+                           cllm_doc_rule *verdict, uint64_t *dup_of, double *similarity);
+/* Estimated Jaccard similarity of two signatures (share of equal MinHash values). */
+double cllm_dedup_similarity(const cllm_dedup *d, const cllm_doc_sig *a, const cllm_doc_sig *b);
+
+/* 64-bit xxHash (XXH64) of data. */
+uint64_t cllm_xxh64(const void *data, size_t len, uint64_t seed);
+
 #ifdef __cplusplus
 }
 #endif
