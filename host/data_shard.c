@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void put_le32(unsigned char *p, uint32_t v) {
     p[0] = (unsigned char)v;
@@ -149,4 +150,124 @@ cllm_status cllm_shard_read(const char *path, uint32_t **tokens, size_t *n) {
     *tokens = t;
     *n = (size_t)info.n_tokens;
     return CLLM_OK;
+}
+
+/* ---- streaming writer ---- */
+
+struct cllm_shard_writer {
+    char *path, *tmp;
+    FILE *f;
+    uint32_t vocab;
+    int width;
+    uint64_t n;
+    unsigned char buf[1 << 16];
+    size_t used;
+};
+
+cllm_status cllm_shard_writer_open(cllm_shard_writer **out, const char *path, uint32_t vocab_size) {
+    *out = NULL;
+    if (vocab_size == 0)
+        return cllm_fail(CLLM_ERR_USAGE, "%s: vocab_size 0 (expected the tokenizer's size)", path);
+    cllm_shard_writer *w = cllm_calloc(1, sizeof *w);
+    if (!w) return CLLM_ERR_NOMEM;
+    w->vocab = vocab_size;
+    w->width = vocab_size <= 65536 ? 2 : 4;
+    w->path = strdup(path);
+    w->tmp = cllm_strdup_printf("%s.tmp.%ld", path, (long)getpid());
+    if (!w->path || !w->tmp) {
+        cllm_shard_writer_abort(w);
+        return cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+    }
+    w->f = fopen(w->tmp, "wb");
+    if (!w->f) {
+        cllm_status st = cllm_fail(CLLM_ERR_IO, "%s: cannot create: %s", w->tmp, strerror(errno));
+        cllm_shard_writer_abort(w);
+        return st;
+    }
+    unsigned char hdr[CLLM_SHARD_HEADER_BYTES] = {0}; /* the count is filled in by close */
+    if (fwrite(hdr, 1, sizeof hdr, w->f) != sizeof hdr) {
+        cllm_status st = cllm_fail(CLLM_ERR_IO, "%s: write: %s", w->tmp, strerror(errno));
+        cllm_shard_writer_abort(w);
+        return st;
+    }
+    *out = w;
+    return CLLM_OK;
+}
+
+static cllm_status writer_flush(cllm_shard_writer *w) {
+    if (w->used && fwrite(w->buf, 1, w->used, w->f) != w->used)
+        return cllm_fail(CLLM_ERR_IO, "%s: write: %s", w->tmp, strerror(errno));
+    w->used = 0;
+    return CLLM_OK;
+}
+
+cllm_status cllm_shard_writer_append(cllm_shard_writer *w, const uint32_t *tokens, size_t n) {
+    if (w->n + n > CLLM_SHARD_MAX_TOKENS)
+        return cllm_fail(CLLM_ERR_TOO_LARGE, "%s: more than %llu tokens in one shard", w->path,
+                         CLLM_SHARD_MAX_TOKENS);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t t = tokens[i];
+        if (t >= w->vocab)
+            return cllm_fail(CLLM_ERR_USAGE, "%s: token %u at position %llu is outside the vocab (%u)",
+                             w->path, t, (unsigned long long)(w->n + i), w->vocab);
+        if (w->used + 4 > sizeof w->buf) {
+            cllm_status st = writer_flush(w);
+            if (st != CLLM_OK) return st;
+        }
+        unsigned char *p = w->buf + w->used;
+        p[0] = (unsigned char)t;
+        p[1] = (unsigned char)(t >> 8);
+        if (w->width == 4) {
+            p[2] = (unsigned char)(t >> 16);
+            p[3] = (unsigned char)(t >> 24);
+        }
+        w->used += (size_t)w->width;
+    }
+    w->n += n;
+    return CLLM_OK;
+}
+
+uint64_t cllm_shard_writer_count(const cllm_shard_writer *w) { return w->n; }
+
+cllm_status cllm_shard_writer_close(cllm_shard_writer *w) {
+    cllm_status st = writer_flush(w);
+    unsigned char hdr[12];
+    put_le32(hdr, CLLM_SHARD_MAGIC);
+    put_le32(hdr + 4, w->width == 2 ? 1u : 2u);
+    put_le32(hdr + 8, (uint32_t)w->n);
+    if (st == CLLM_OK && (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(hdr, 1, sizeof hdr, w->f) != sizeof hdr))
+        st = cllm_fail(CLLM_ERR_IO, "%s: write: %s", w->tmp, strerror(errno));
+    if (st == CLLM_OK && (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0))
+        st = cllm_fail(CLLM_ERR_IO, "%s: fsync: %s", w->tmp, strerror(errno));
+    if (fclose(w->f) != 0 && st == CLLM_OK)
+        st = cllm_fail(CLLM_ERR_IO, "%s: close: %s", w->tmp, strerror(errno));
+    w->f = NULL;
+    if (st == CLLM_OK && rename(w->tmp, w->path) != 0)
+        st = cllm_fail(CLLM_ERR_IO, "%s: rename to %s: %s", w->tmp, w->path, strerror(errno));
+    if (st == CLLM_OK) {
+        char *slash = strrchr(w->path, '/');
+        if (slash) {
+            *slash = 0;
+            st = cllm_fsync_dir(*w->path ? w->path : "/");
+            *slash = '/';
+        } else {
+            st = cllm_fsync_dir(".");
+        }
+    }
+    if (st != CLLM_OK) unlink(w->tmp);
+    free(w->path);
+    free(w->tmp);
+    free(w);
+    return st;
+}
+
+void cllm_shard_writer_abort(cllm_shard_writer *w) {
+    if (!w) return;
+    if (w->f) {
+        fclose(w->f);
+        unlink(w->tmp);
+    }
+    free(w->path);
+    free(w->tmp);
+    free(w);
 }

@@ -158,6 +158,50 @@ static void test_llmc_file(const char *name, size_t want_n, uint32_t mul, uint32
     free(path);
 }
 
+/* The streaming writer gives the same bytes as cllm_shard_write, in any piece sizes. */
+static void test_writer(const char *dir, uint32_t vocab, test_rng *r) {
+    const size_t n = 100003;
+    uint32_t *t = malloc(n * sizeof *t);
+    for (size_t i = 0; i < n; i++) t[i] = (uint32_t)(test_rng_u64(r) % vocab);
+    char *a = cllm_strdup_printf("%s/whole_%u.bin", dir, vocab);
+    char *b = cllm_strdup_printf("%s/streamed_%u.bin", dir, vocab);
+    CHECK_OK(cllm_shard_write(a, t, n, vocab));
+    cllm_shard_writer *w = NULL;
+    CHECK_OK(cllm_shard_writer_open(&w, b, vocab));
+    if (w) {
+        size_t i = 0, piece = 1;
+        while (i < n) {
+            size_t k = piece < n - i ? piece : n - i;
+            CHECK_OK(cllm_shard_writer_append(w, t + i, k));
+            i += k;
+            piece = piece * 3 + 1;
+        }
+        CHECK(cllm_shard_writer_count(w) == n);
+        CHECK(!cllm_is_file(b)); /* nothing at the final path before close */
+        CHECK_OK(cllm_shard_writer_close(w));
+    }
+    char *da, *db;
+    size_t la, lb;
+    CHECK_OK(cllm_read_file(a, &da, &la));
+    CHECK_OK(cllm_read_file(b, &db, &lb));
+    CHECK(da && db && la == lb && memcmp(da, db, la) == 0);
+    free(da);
+    free(db);
+    /* abort leaves nothing; a bad token is refused. */
+    char *c = cllm_strdup_printf("%s/aborted_%u.bin", dir, vocab);
+    CHECK_OK(cllm_shard_writer_open(&w, c, vocab));
+    if (w) {
+        CHECK(cllm_shard_writer_append(w, &vocab, 1) == CLLM_ERR_USAGE);
+        cllm_shard_writer_abort(w);
+    }
+    CHECK(!cllm_is_file(c));
+    cllm_shard_writer_abort(NULL);
+    free(a);
+    free(b);
+    free(c);
+    free(t);
+}
+
 int main(void) {
     char *dir = test_tmpdir("data_shard");
     test_rng r = {42};
@@ -168,6 +212,8 @@ int main(void) {
     roundtrip(dir, 999, 65537, 2, &r);  /* one more needs uint32 */
     roundtrip(dir, 3001, 200019, 2, &r); /* o200k-sized */
     test_write_refusals(dir);
+    test_writer(dir, 50257, &r);
+    test_writer(dir, 100277, &r);
     test_errors(dir);
     test_llmc_file("llmc/fixture_train_000000.bin", 1000, 7919, 13, 50257, 1);
     test_llmc_file("llmc/fixture_train_000001.bin", 601, 7919, 17, 50257, 1);

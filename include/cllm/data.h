@@ -73,6 +73,16 @@ typedef struct {
 /* Read and validate only the header (and the file size against it). */
 cllm_status cllm_shard_info_read(const char *path, cllm_shard_info *info);
 
+/* Streaming writer for one shard, for data too large to hold at once: tokens go to
+ * "<path>.tmp.<pid>"; close writes the header, fsyncs and renames it into place; abort (or
+ * free without close) removes the temporary file. */
+typedef struct cllm_shard_writer cllm_shard_writer;
+cllm_status cllm_shard_writer_open(cllm_shard_writer **w, const char *path, uint32_t vocab_size);
+cllm_status cllm_shard_writer_append(cllm_shard_writer *w, const uint32_t *tokens, size_t n);
+uint64_t cllm_shard_writer_count(const cllm_shard_writer *w);
+cllm_status cllm_shard_writer_close(cllm_shard_writer *w); /* frees w, also on failure */
+void cllm_shard_writer_abort(cllm_shard_writer *w);         /* NULL is a no-op */
+
 /* ---- batch loader ---- */
 
 typedef struct {
