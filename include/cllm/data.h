@@ -31,7 +31,12 @@
  *   The shuffled order of an epoch is one array of 8 bytes per window, drawn when the epoch
  *   starts.
  *
- * Sources: host/data_shard.c (shards), host/data_loader.c (loader).
+ *   Corpus preparation is built from three pieces that other commands can reuse: the reader
+ *   (files, directories, gzip, separator lines, JSONL -> documents), curation (UTF-8 repair,
+ *   clean-up, NFC, per-document quality rules) and deduplication (exact, MinHash + LSH).
+ *
+ * Sources: host/data_shard.c (shards), host/data_loader.c (loader), host/data_reader.c,
+ * host/data_curate.c, host/data_dedup.c.
  */
 #ifndef CLLM_DATA_H
 #define CLLM_DATA_H
