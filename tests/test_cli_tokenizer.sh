@@ -15,7 +15,7 @@ printf '{"text": "first document"}\n\n{"text": "second <|endoftext|> one", "id":
 expect 0 "help" $C --help
 expect 2 "no subcommand" $C
 expect 2 "bad subcommand" $C frob
-for s in train encode decode info; do
+for s in train encode decode info convert; do
   expect 0 "$s --help" $C $s --help
 done
 expect_out "--vocab-size N" $C train --help
@@ -98,6 +98,9 @@ if [ -f "$G/encoder.json" ]; then
   check "[ '$ids' = '15496 995 11 340 338 48609 0' ]" "GPT-2 ids (got '$ids')"
   expect_out "vocab size: 50257 (256 bytes, 50000 merges, 1 special)" $C info -t "$G"
   expect_out "Hello" sh -c "echo 15496 | $C decode -t '$G'"
+  expect 0 "convert" $C convert -t "$G" -o "$T/gpt2.json"
+  ids2=$(printf "Hello world, it's 2024!" | $C encode -t "$T/gpt2.json")
+  check "[ '$ids2' = '$ids' ]" "GPT-2 as tokenizer.json encodes the same (got '$ids2')"
 else
   echo "note: no ../shared/data/gpt2, GPT-2 checks skipped" >&2
 fi

@@ -427,6 +427,29 @@ fail:
     return cli_report(st);
 }
 
+/* ---------------------------------------------------------------- convert */
+
+static int cmd_convert(int argc, char **argv) {
+    const char *tpath = NULL, *out = NULL;
+    const cli_opt opts[] = {
+        {"tokenizer", 't', CLI_STR, &tpath, "TOK",
+         "tokenizer.json, or a directory with it or GPT-2's encoder.json + vocab.bpe",
+         .required = true},
+        {"output", 'o', CLI_STR, &out, "FILE", "tokenizer.json to write", .required = true},
+    };
+    const cli_spec spec = {"cllm tokenizer convert", "-t TOK -o tokenizer.json",
+                           "Write a tokenizer (e.g. GPT-2's encoder.json + vocab.bpe) as a "
+                           "Hugging Face tokenizer.json that encodes the same.",
+                           opts, CLI_COUNT(opts), NULL, 0, 0};
+    int rc = cli_parse(&spec, argc, argv, NULL);
+    if (rc >= 0) return rc;
+    cllm_tokenizer *tok = NULL;
+    cllm_status st = cllm_tokenizer_load(&tok, tpath);
+    if (st == CLLM_OK) st = cllm_tokenizer_save(tok, out);
+    cllm_tokenizer_free(tok);
+    return cli_report(st);
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 int cmd_tokenizer(int argc, char **argv) {
@@ -439,6 +462,7 @@ int cmd_tokenizer(int argc, char **argv) {
         {"encode", cmd_encode, "text -> token ids"},
         {"decode", cmd_decode, "token ids -> text"},
         {"info", cmd_info, "vocabulary size, special tokens, compression on a file"},
+        {"convert", cmd_convert, "write a tokenizer (e.g. GPT-2's files) as tokenizer.json"},
     };
     const int n = (int)(sizeof subs / sizeof subs[0]);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -458,7 +482,7 @@ int cmd_tokenizer(int argc, char **argv) {
         argv[1] = name;
         return subs[i].fn(argc - 1, argv + 1);
     }
-    fprintf(stderr, "cllm tokenizer: '%s' is not a command (train, encode, decode, info)\n",
+    fprintf(stderr, "cllm tokenizer: '%s' is not a command (train, encode, decode, info, convert)\n",
             argv[1]);
     return 2;
 }
