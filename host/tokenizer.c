@@ -124,15 +124,30 @@ static inline const uint8_t *tok_ptr(const cllm_tokenizer *t, uint32_t id) {
     return (const uint8_t *)t->blob + t->off[id];
 }
 
-uint32_t tok_lookup(const cllm_tokenizer *t, const void *bytes, size_t len) {
-    if (!t->by_bytes) return UINT32_MAX;
-    uint32_t i = (uint32_t)hash_bytes(bytes, len) & t->bytes_mask;
-    for (;; i = (i + 1) & t->bytes_mask) {
-        uint32_t v = t->by_bytes[i];
-        if (!v) return UINT32_MAX;
-        uint32_t id = v - 1;
-        if (t->len[id] == len && !memcmp(tok_ptr(t, id), bytes, len)) return id;
+static inline uint64_t head8(const uint8_t *p, size_t n) {
+    uint64_t h = 0;
+    memcpy(&h, p, n < 8 ? n : 8);
+    return h;
+}
+
+/* The slot of the token with bytes p[0..n) and hash h, or NULL. */
+static inline const tok_bytes_slot *bytes_find(const cllm_tokenizer *t, const uint8_t *p,
+                                               size_t n, uint64_t h) {
+    uint64_t head = head8(p, n);
+    uint16_t l16 = n < 0xFFFF ? (uint16_t)n : 0xFFFF;
+    for (uint32_t i = (uint32_t)h & t->bytes_mask;; i = (i + 1) & t->bytes_mask) {
+        const tok_bytes_slot *e = &t->by_bytes[i];
+        if (!e->len) return NULL;
+        if (e->len == l16 && e->head == head &&
+            (n <= 8 || (t->len[e->id] == n && !memcmp(tok_ptr(t, e->id) + 8, p + 8, n - 8))))
+            return e;
     }
+}
+
+uint32_t tok_lookup(const cllm_tokenizer *t, const void *bytes, size_t len) {
+    if (!t->by_bytes || len == 0) return UINT32_MAX;
+    const tok_bytes_slot *e = bytes_find(t, bytes, len, hash_bytes(bytes, len));
+    return e ? e->id : UINT32_MAX;
 }
 
 static inline const tok_pair_slot *pair_find(const cllm_tokenizer *t, uint32_t a, uint32_t b) {
@@ -154,17 +169,14 @@ cllm_status tok_index_bytes(cllm_tokenizer *t) {
     if (!t->by_bytes) return CLLM_ERR_NOMEM;
     t->bytes_mask = cap - 1;
     for (uint32_t id = 0; id < t->n_vocab; id++) {
-        if (!(t->flags[id] & TOK_USED)) continue;
-        uint32_t i = (uint32_t)hash_bytes(tok_ptr(t, id), t->len[id]) & t->bytes_mask;
-        bool dup = false;
-        for (; t->by_bytes[i]; i = (i + 1) & t->bytes_mask) {
-            uint32_t o = t->by_bytes[i] - 1;
-            if (t->len[o] == t->len[id] && !memcmp(tok_ptr(t, o), tok_ptr(t, id), t->len[id])) {
-                dup = true;
-                break;
-            }
-        }
-        if (!dup) t->by_bytes[i] = id + 1;
+        size_t n = t->len[id];
+        if (!(t->flags[id] & TOK_USED) || n == 0) continue;
+        uint64_t h = hash_bytes(tok_ptr(t, id), n);
+        if (bytes_find(t, tok_ptr(t, id), n, h)) continue; /* same bytes: the first id wins */
+        uint32_t i = (uint32_t)h & t->bytes_mask;
+        while (t->by_bytes[i].len) i = (i + 1) & t->bytes_mask;
+        t->by_bytes[i] = (tok_bytes_slot){head8(tok_ptr(t, id), n), id,
+                                          n < 0xFFFF ? (uint16_t)n : 0xFFFF, t->flags[id]};
     }
     return CLLM_OK;
 }
@@ -190,11 +202,13 @@ static cllm_status build_specials(cllm_tokenizer *t) {
     return CLLM_OK;
 }
 
-/* Per-thread encoding state: symbol buffers and the cache of merged pieces. */
+/* Per-thread encoding state: symbol buffers and the cache of merged pieces. A cache slot
+ * keeps the piece's hash and first 8 bytes inline, and its ids when there are at most two. */
 typedef struct {
-    uint64_t hash;
-    uint32_t piece, tokens; /* offsets into the arenas */
-    uint16_t piece_len, n_tokens;
+    uint64_t hash, head;
+    uint32_t piece;   /* offset of the piece's bytes in the arena (when longer than 8) */
+    uint32_t ids[2];  /* the ids, or ids[0] = their offset in the ids arena when n_ids > 2 */
+    uint16_t piece_len, n_ids;
 } cache_slot;
 
 typedef struct {
@@ -212,7 +226,7 @@ typedef struct {
     size_t pieces_len, ids_len;
 } tok_scratch;
 
-enum { CACHE_SLOTS = 1 << 15, CACHE_PIECE_BYTES = 1 << 20, CACHE_MAX_PIECE = 255 };
+enum { CACHE_SLOTS = 1 << 16, CACHE_PIECE_BYTES = 1 << 20, CACHE_MAX_PIECE = 255 };
 
 static void scratch_free(tok_scratch *s) {
     free(s->sym);
@@ -375,23 +389,24 @@ static cllm_status bpe_piece(const cllm_tokenizer *t, tok_scratch *s, const uint
                              cllm_tokens *out) {
     cllm_status st;
     if (n == 1) return cllm_tokens_push(out, &t->byte_id[p[0]], 1);
-    uint32_t id = tok_lookup(t, p, n);
-    if (id != UINT32_MAX &&
-        (t->flags[id] & TOK_REACHABLE || (t->ignore_merges && !(t->flags[id] & TOK_SPECIAL))))
-        return cllm_tokens_push(out, &id, 1);
+    uint64_t h = hash_bytes(p, n);
+    const tok_bytes_slot *e = bytes_find(t, p, n, h);
+    if (e && (e->flags & TOK_REACHABLE || (t->ignore_merges && !(e->flags & TOK_SPECIAL))))
+        return cllm_tokens_push(out, &e->id, 1);
 
-    uint64_t h = 0;
     cache_slot *slot = NULL;
+    uint64_t head = head8(p, n);
     if (s->slots && n <= CACHE_MAX_PIECE) {
-        h = hash_bytes(p, n);
         for (uint32_t i = (uint32_t)h & s->slot_mask;; i = (i + 1) & s->slot_mask) {
             cache_slot *c = &s->slots[i];
             if (!c->piece_len) {
                 slot = c;
                 break;
             }
-            if (c->hash == h && c->piece_len == n && !memcmp(s->pieces + c->piece, p, n))
-                return cllm_tokens_push(out, s->ids + c->tokens, c->n_tokens);
+            if (c->hash == h && c->head == head && c->piece_len == n &&
+                (n <= 8 || !memcmp(s->pieces + c->piece, p + 8, n - 8)))
+                return cllm_tokens_push(out, c->n_ids <= 2 ? c->ids : s->ids + c->ids[0],
+                                        c->n_ids);
         }
     }
 
@@ -405,22 +420,27 @@ static cllm_status bpe_piece(const cllm_tokenizer *t, tok_scratch *s, const uint
     }
 
     if (slot) {
-        if (s->used * 2 >= CACHE_SLOTS || s->pieces_len + n > CACHE_PIECE_BYTES) {
+        if (s->used * 4 >= CACHE_SLOTS * 3 || s->pieces_len + n > CACHE_PIECE_BYTES ||
+            s->ids_len + n > CACHE_PIECE_BYTES) {
+            /* full: start over (cheaper than eviction, and text repeats within a stretch) */
             memset(s->slots, 0, CACHE_SLOTS * sizeof *s->slots);
             s->used = 0;
             s->pieces_len = s->ids_len = 0;
-            for (uint32_t i = (uint32_t)h & s->slot_mask;; i = (i + 1) & s->slot_mask)
-                if (!s->slots[i].piece_len) {
-                    slot = &s->slots[i];
-                    break;
-                }
+            slot = &s->slots[(uint32_t)h & s->slot_mask];
         }
-        memcpy(s->pieces + s->pieces_len, p, n);
-        memcpy(s->ids + s->ids_len, s->sym, m * sizeof *s->ids);
-        *slot = (cache_slot){h, (uint32_t)s->pieces_len, (uint32_t)s->ids_len, (uint16_t)n,
-                             (uint16_t)m};
-        s->pieces_len += n;
-        s->ids_len += m; /* m <= n, so the ids arena (as many entries as piece bytes) fits */
+        *slot = (cache_slot){h, head, (uint32_t)s->pieces_len, {0, 0}, (uint16_t)n, (uint16_t)m};
+        if (n > 8) {
+            memcpy(s->pieces + s->pieces_len, p + 8, n - 8);
+            s->pieces_len += n - 8;
+        }
+        if (m <= 2) {
+            memcpy(slot->ids, s->sym, m * sizeof *s->sym);
+        } else {
+            /* m <= n, so the ids arena (as many entries as piece bytes) has room */
+            slot->ids[0] = (uint32_t)s->ids_len;
+            memcpy(s->ids + s->ids_len, s->sym, m * sizeof *s->ids);
+            s->ids_len += m;
+        }
         s->used++;
     }
     return cllm_tokens_push(out, s->sym, m);
@@ -507,6 +527,7 @@ cllm_status tok_finish(cllm_tokenizer *t, const char *what) {
     }
     CLLM_TRY(build_specials(t));
     build_reachable(t, &s);
+    CLLM_TRY(tok_index_bytes(t)); /* again, to carry the reachable flags */
 fail:
     scratch_free(&s);
     return st;

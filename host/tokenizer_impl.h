@@ -29,6 +29,15 @@ typedef struct {
     uint32_t rank, id;
 } tok_pair_slot;
 
+/* Open-addressing entry: a token by its bytes. The first 8 bytes are kept inline (zero-padded)
+ * so that most lookups touch one cache line. len == 0: empty. */
+typedef struct {
+    uint64_t head;
+    uint32_t id;
+    uint16_t len;   /* min(length, 65535); longer tokens are checked against the blob */
+    uint16_t flags; /* the token's TOK_* flags */
+} tok_bytes_slot;
+
 struct cllm_tokenizer {
     uint32_t n_vocab;  /* max id + 1 */
     uint32_t *off;     /* (n_vocab) token bytes = blob[off[i] .. off[i] + len[i]) */
@@ -43,7 +52,7 @@ struct cllm_tokenizer {
     tok_pair_slot *pairs; /* (pair_mask + 1) */
     uint32_t pair_mask;
 
-    uint32_t *by_bytes; /* (bytes_mask + 1) id + 1 of the token with those bytes, 0 = empty */
+    tok_bytes_slot *by_bytes; /* (bytes_mask + 1) bytes -> id */
     uint32_t bytes_mask;
 
     uint32_t *specials; /* (n_specials) ids, ascending */
