@@ -9,6 +9,10 @@
  *
  * It needs no backtracking for \s+(?!\S): a whitespace run followed by a non-space gives up
  * its last character, which is all the lookahead does.
+ *
+ * Why not PCRE2: `bench_tokenizer pretok` runs both on the same text (the fortunes corpus x4,
+ * 10 MB) and checks they cut at the same places; this scanner ran 2.4x as fast as PCRE2's
+ * JIT with the same pattern (125 vs 53 MB/s, best of 5, shared machine).
  */
 #include "tokenizer_impl.h"
 

@@ -770,7 +770,7 @@ static cllm_status encode_spans(const cllm_tokenizer *t, tok_scratch *s, const c
 static cllm_status encode_with(const cllm_tokenizer *t, tok_scratch *s, const char *text,
                                size_t len, const tok_allowed *a, cllm_tokens *out) {
     cllm_status st;
-    if (!s->slots && len >= 4096 && (st = cache_init(s)) != CLLM_OK) return st;
+    if (!s->slots && len >= (1 << 16) && (st = cache_init(s)) != CLLM_OK) return st;
     if (a->n == 0) {
         tok_span one = {0, len, UINT32_MAX, true};
         return len ? encode_spans(t, s, text, &one, 1, out) : CLLM_OK;

@@ -12,6 +12,12 @@
 
 /* ---------------------------------------------------------------- input helpers */
 
+/* -t TOK, which every command but train takes. */
+#define TOK_OPT(dst)                                                                           \
+    {"tokenizer", 't', CLI_STR, (dst), "TOK",                                                  \
+     "tokenizer.json, or a directory with it or GPT-2's encoder.json + vocab.bpe",             \
+     .required = true}
+
 /* Read a whole file, or stdin for NULL / "-". */
 static cllm_status read_input(const char *path, char **data, size_t *len) {
     if (!path || !strcmp(path, "-")) return cllm_read_file("/dev/stdin", data, len);
@@ -238,9 +244,7 @@ static int cmd_encode(int argc, char **argv) {
     bool jsonl = false;
     int threads = 0;
     const cli_opt opts[] = {
-        {"tokenizer", 't', CLI_STR, &tpath, "TOK",
-         "tokenizer.json, or a directory with it or GPT-2's encoder.json + vocab.bpe",
-         .required = true},
+        TOK_OPT(&tpath),
         {"input", 'i', CLI_STR, &input, "FILE", "text to encode ('-' = stdin)"},
         {"output", 'o', CLI_STR, &output, "FILE", "where the ids go ('-' = stdout)"},
         {"allowed-special", 0, CLI_STR, &allowed, "all|none|TOK,...",
@@ -334,9 +338,7 @@ static cllm_status parse_ids(const char *name, const char *s, size_t len, cllm_t
 static int cmd_decode(int argc, char **argv) {
     const char *tpath = NULL, *input = "-", *output = "-";
     const cli_opt opts[] = {
-        {"tokenizer", 't', CLI_STR, &tpath, "TOK",
-         "tokenizer.json, or a directory with it or GPT-2's encoder.json + vocab.bpe",
-         .required = true},
+        TOK_OPT(&tpath),
         {"input", 'i', CLI_STR, &input, "FILE", "ids to decode ('-' = stdin)"},
         {"output", 'o', CLI_STR, &output, "FILE", "where the text goes ('-' = stdout)"},
     };
@@ -375,9 +377,7 @@ static int cmd_info(int argc, char **argv) {
     const char *tpath = NULL, *input = NULL, *allowed = "none";
     int threads = 0;
     const cli_opt opts[] = {
-        {"tokenizer", 't', CLI_STR, &tpath, "TOK",
-         "tokenizer.json, or a directory with it or GPT-2's encoder.json + vocab.bpe",
-         .required = true},
+        TOK_OPT(&tpath),
         {"input", 'i', CLI_STR, &input, "FILE",
          "also encode this file and report bytes per token"},
         {"allowed-special", 0, CLI_STR, &allowed, "all|none|TOK,...",
@@ -432,9 +432,7 @@ fail:
 static int cmd_convert(int argc, char **argv) {
     const char *tpath = NULL, *out = NULL;
     const cli_opt opts[] = {
-        {"tokenizer", 't', CLI_STR, &tpath, "TOK",
-         "tokenizer.json, or a directory with it or GPT-2's encoder.json + vocab.bpe",
-         .required = true},
+        TOK_OPT(&tpath),
         {"output", 'o', CLI_STR, &out, "FILE", "tokenizer.json to write", .required = true},
     };
     const cli_spec spec = {"cllm tokenizer convert", "-t TOK -o tokenizer.json",
