@@ -12,7 +12,9 @@ cannot carry. tests/test_tokenizer_gpt2.c encodes each text with cllm and compar
 The texts: prose (fortunes), code, whitespace runs of every kind, contractions, digits and
 Unicode numbers, CJK, emoji (ZWJ sequences, flags, skin tones), combining marks, control
 characters, random code points from many scripts, and <|endoftext|> both as text and as a
-special token. Seeded: rerunning gives the same file.
+special token. Seeded: rerunning gives the same file as long as its inputs (the fortunes and
+this repository's host/*.c, tools/*.py, which the code samples are cut from) are unchanged;
+the committed file is the reference, and any regenerated one is equally valid.
 """
 import argparse
 import glob
