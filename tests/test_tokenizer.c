@@ -478,6 +478,21 @@ static void test_files(const cllm_tokenizer *tok, test_rng *r) {
         cllm_tokens_free(&x);
     }
     cllm_tokenizer_free(h);
+    /* add_prefix_space (Hugging Face's option): "ab" encodes as " ab", and so does each segment
+     * after a special token */
+    char *aps = strstr(json, "\"add_prefix_space\":false");
+    if (aps) memcpy(aps + 19, "true ", 5);
+    h = NULL;
+    CHECK_OK(cllm_tokenizer_from_json(&h, json, strlen(json), "prefix.json"));
+    if (h) {
+        cllm_tokens x = {0};
+        CHECK_OK(cllm_tokenizer_encode(h, "ab<|endoftext|>ab ab", 20, "all", &x));
+        static const uint32_t want[] = {258, 259, 258, 258};
+        CHECK(x.n == 4 && !memcmp(x.ids, want, sizeof want));
+        cllm_tokens_free(&x);
+    }
+    cllm_tokenizer_free(h);
+    if (aps) memcpy(aps + 19, "false", 5);
 
     /* malformed files: one clear error each, nothing loaded */
     static const struct {
