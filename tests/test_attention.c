@@ -68,12 +68,17 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int B, int T, int C, int N
 }
 
 int main(void) {
-    cllm_runtime *rt = test_runtime();
-    test_rng rng = {19};
-    run_case(rt, &rng, 1, 1, 3, 3);
-    run_case(rt, &rng, 2, 7, 12, 3);
-    run_case(rt, &rng, 3, 37, 15, 3);
-    run_case(rt, &rng, 2, 70, 64, 2);
-    cllm_runtime_free(rt);
+    /* Twice: the device's own work-group size for row kernels (1 on a CPU), then 8 work-items
+     * sharing each row as on a GPU (CLLM_ROW_LOCAL), so that both code paths are checked. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) setenv("CLLM_ROW_LOCAL", "8", 1);
+        cllm_runtime *rt = test_runtime();
+        test_rng rng = {19};
+        run_case(rt, &rng, 1, 1, 3, 3);
+        run_case(rt, &rng, 2, 7, 12, 3);
+        run_case(rt, &rng, 3, 37, 15, 3);
+        run_case(rt, &rng, 2, 70, 64, 2);
+        cllm_runtime_free(rt);
+    }
     return test_exit();
 }

@@ -66,13 +66,18 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int N, int V, int Vp, int 
 }
 
 int main(void) {
-    cllm_runtime *rt = test_runtime();
-    test_rng rng = {23};
-    run_case(rt, &rng, 1, 1, 1, 0, 1.0);
-    run_case(rt, &rng, 5, 7, 9, 0, 1.0);
-    run_case(rt, &rng, 37, 203, 256, 4, 3.0);
-    run_case(rt, &rng, 19, 1000, 1024, 1, 30.0); /* large logits: needs the max shift */
-    run_case(rt, &rng, 6, 50, 128, 6, 1.0);      /* every target ignored: loss 0, no gradient */
-    cllm_runtime_free(rt);
+    /* Twice: the device's own work-group size for row kernels (1 on a CPU), then 8 work-items
+     * sharing each row as on a GPU (CLLM_ROW_LOCAL), so that both code paths are checked. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) setenv("CLLM_ROW_LOCAL", "8", 1);
+        cllm_runtime *rt = test_runtime();
+        test_rng rng = {23};
+        run_case(rt, &rng, 1, 1, 1, 0, 1.0);
+        run_case(rt, &rng, 5, 7, 9, 0, 1.0);
+        run_case(rt, &rng, 37, 203, 256, 4, 3.0);
+        run_case(rt, &rng, 19, 1000, 1024, 1, 30.0); /* large logits: needs the max shift */
+        run_case(rt, &rng, 6, 50, 128, 6, 1.0);      /* every target ignored: loss 0, no gradient */
+        cllm_runtime_free(rt);
+    }
     return test_exit();
 }

@@ -107,11 +107,16 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int N, int C) {
 }
 
 int main(void) {
-    cllm_runtime *rt = test_runtime();
-    test_rng rng = {7};
-    static const int cases[][2] = {{1, 1}, {5, 3}, {37, 75}, {70, 200}, {33, 129}};
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        run_case(rt, &rng, cases[i][0], cases[i][1]);
-    cllm_runtime_free(rt);
+    /* Twice: the device's own work-group size for row kernels (1 on a CPU), then 8 work-items
+     * sharing each row as on a GPU (CLLM_ROW_LOCAL), so that both code paths are checked. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) setenv("CLLM_ROW_LOCAL", "8", 1);
+        cllm_runtime *rt = test_runtime();
+        test_rng rng = {7};
+        static const int cases[][2] = {{1, 1}, {5, 3}, {37, 75}, {70, 200}, {33, 129}};
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+            run_case(rt, &rng, cases[i][0], cases[i][1]);
+        cllm_runtime_free(rt);
+    }
     return test_exit();
 }

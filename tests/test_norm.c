@@ -30,13 +30,18 @@ static void run_case(cllm_runtime *rt, test_rng *rng, size_t n, double scale, fl
 }
 
 int main(void) {
-    cllm_runtime *rt = test_runtime();
-    test_rng rng = {29};
-    run_case(rt, &rng, 1, 1.0, 0.5f);
-    run_case(rt, &rng, 255, 1.0, 0.0f);      /* fewer elements than groups; no clipping asked */
-    run_case(rt, &rng, 100003, 0.01, 1.0f);  /* norm ~3.2 > 1: scaled down */
-    run_case(rt, &rng, 100003, 0.001, 1.0f); /* norm ~0.32 < 1: factor 1 */
-    run_case(rt, &rng, 1000001, 1.0, 5.0f);
-    cllm_runtime_free(rt);
+    /* Twice: the device's own work-group size for row kernels (1 on a CPU), then 8 work-items
+     * sharing each row as on a GPU (CLLM_ROW_LOCAL), so that both code paths are checked. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) setenv("CLLM_ROW_LOCAL", "8", 1);
+        cllm_runtime *rt = test_runtime();
+        test_rng rng = {29};
+        run_case(rt, &rng, 1, 1.0, 0.5f);
+        run_case(rt, &rng, 255, 1.0, 0.0f);      /* fewer elements than groups; no clipping asked */
+        run_case(rt, &rng, 100003, 0.01, 1.0f);  /* norm ~3.2 > 1: scaled down */
+        run_case(rt, &rng, 100003, 0.001, 1.0f); /* norm ~0.32 < 1: factor 1 */
+        run_case(rt, &rng, 1000001, 1.0, 5.0f);
+        cllm_runtime_free(rt);
+    }
     return test_exit();
 }

@@ -28,5 +28,5 @@ cllm_status cllm_op_adamw(cllm_runtime *rt, cllm_view p, cllm_view g, cllm_view 
                       CLLM_ARG(eps), CLLM_ARG(decay_factor), CLLM_ARG(step_size),
                       CLLM_ARG(bc2_sqrt), CLLM_ARG(decay));
     if (st != CLLM_OK) return st;
-    return cllm_ops_launch_ew(rt, k, n);
+    return cllm_ops_launch_vec(rt, k, n);
 }

@@ -18,7 +18,8 @@ static cllm_status qkv_permute(cllm_runtime *rt, cllm_view qkv, cllm_view qkvr, 
     st = cllm_rt_args(k, 9, CLLM_ARG(qkv.mem), CLLM_ARG(qo), CLLM_ARG(qkvr.mem), CLLM_ARG(ro),
                       CLLM_ARG(b), CLLM_ARG(t), CLLM_ARG(nh), CLLM_ARG(hs), CLLM_ARG(split));
     if (st != CLLM_OK) return st;
-    return cllm_ops_launch_ew(rt, k, (size_t)3 * B * T * C);
+    size_t global[2] = {(size_t)T, (size_t)3 * B * NH};
+    return cllm_rt_launch(rt, k, 2, global, NULL);
 }
 
 /* out (A, Y, X, Z) = inp (A, X, Y, Z) */
@@ -32,7 +33,8 @@ static cllm_status swap_middle(cllm_runtime *rt, cllm_view out, cllm_view inp, i
     st = cllm_rt_args(k, 8, CLLM_ARG(out.mem), CLLM_ARG(oo), CLLM_ARG(inp.mem), CLLM_ARG(io),
                       CLLM_ARG(a), CLLM_ARG(x), CLLM_ARG(y), CLLM_ARG(z));
     if (st != CLLM_OK) return st;
-    return cllm_ops_launch_ew(rt, k, (size_t)A * X * Y * Z);
+    size_t global[2] = {(size_t)X, (size_t)A * Y};
+    return cllm_rt_launch(rt, k, 2, global, NULL);
 }
 
 /* att (rows, T) = causal softmax of preatt (rows, T); one work-group per row. */

@@ -20,7 +20,7 @@ cllm_status cllm_op_bias_forward(cllm_runtime *rt, cllm_view out, cllm_view res,
                               CLLM_ARG(bo), CLLM_ARG(n), CLLM_ARG(oc));
     }
     if (st != CLLM_OK) return st;
-    return cllm_ops_launch_ew(rt, k, (size_t)N * OC);
+    return cllm_ops_launch_vec2(rt, k, (size_t)OC, (size_t)N);
 }
 
 /* Rows per chunk so that at most CLLM_OPS_COLSUM_CHUNKS chunks cover N rows. */
@@ -56,8 +56,7 @@ cllm_status cllm_op_bias_backward(cllm_runtime *rt, cllm_view dbias, cllm_view s
     st = cllm_rt_args(k, 7, CLLM_ARG(scratch.mem), CLLM_ARG(po), CLLM_ARG(dout.mem), CLLM_ARG(xo),
                       CLLM_ARG(n), CLLM_ARG(oc), CLLM_ARG(per));
     if (st != CLLM_OK) return st;
-    size_t global[2] = {(size_t)OC, nchunk}, local[2] = {64, 1};
-    st = cllm_rt_launch(rt, k, 2, global, local);
+    st = cllm_ops_launch_vec2(rt, k, (size_t)OC, nchunk);
     if (st != CLLM_OK) return st;
     return colsum_finalize(rt, dbias, scratch, OC, nchunk);
 }

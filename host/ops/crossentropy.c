@@ -8,8 +8,7 @@ cllm_status cllm_op_crossentropy_forward(cllm_runtime *rt, cllm_view loss, cllm_
     cllm_status st = cllm_rt_kernel(rt, "crossentropy.cl", NULL, "crossentropy_forward", &kf);
     if (st == CLLM_OK) st = cllm_rt_kernel(rt, "crossentropy.cl", NULL, "crossentropy_mean", &km);
     if (st != CLLM_OK) return st;
-    size_t local = cllm_ops_row_local(rt, (size_t)V) * 4;
-    if (local > rt->info.max_work_group) local /= 4; /* rows are long: wider groups pay off */
+    size_t local = cllm_ops_row_local(rt, (size_t)V);
     cl_uint so = (cl_uint)losses.off, eo = (cl_uint)lse.off, lo = (cl_uint)logits.off,
             to = (cl_uint)targets.off, v = (cl_uint)V, vp = (cl_uint)Vp, n = (cl_uint)N,
             xo = (cl_uint)loss.off;
@@ -33,10 +32,10 @@ cllm_status cllm_op_crossentropy_backward(cllm_runtime *rt, cllm_view logits, cl
     cllm_status st = cllm_rt_kernel(rt, "crossentropy.cl", NULL, "crossentropy_backward", &k);
     if (st != CLLM_OK) return st;
     cl_uint lo = (cl_uint)logits.off, eo = (cl_uint)lse.off, to = (cl_uint)targets.off,
-            n = (cl_uint)N, v = (cl_uint)V, vp = (cl_uint)Vp;
-    st = cllm_rt_args(k, 10, CLLM_ARG(logits.mem), CLLM_ARG(lo), CLLM_ARG(lse.mem), CLLM_ARG(eo),
-                      CLLM_ARG(targets.mem), CLLM_ARG(to), CLLM_ARG(n), CLLM_ARG(v), CLLM_ARG(vp),
+            v = (cl_uint)V, vp = (cl_uint)Vp;
+    st = cllm_rt_args(k, 9, CLLM_ARG(logits.mem), CLLM_ARG(lo), CLLM_ARG(lse.mem), CLLM_ARG(eo),
+                      CLLM_ARG(targets.mem), CLLM_ARG(to), CLLM_ARG(v), CLLM_ARG(vp),
                       CLLM_ARG(dloss));
     if (st != CLLM_OK) return st;
-    return cllm_ops_launch_ew(rt, k, (size_t)N * Vp);
+    return cllm_ops_launch_rows(rt, k, (size_t)N, cllm_ops_row_local(rt, (size_t)V));
 }

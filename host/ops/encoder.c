@@ -12,7 +12,7 @@ cllm_status cllm_op_encoder_forward(cllm_runtime *rt, cllm_view out, cllm_view t
                       CLLM_ARG(wte.mem), CLLM_ARG(eo), CLLM_ARG(wpe.mem), CLLM_ARG(po),
                       CLLM_ARG(bt), CLLM_ARG(t), CLLM_ARG(c));
     if (st != CLLM_OK) return st;
-    return cllm_ops_launch_ew(rt, k, (size_t)B * T * C);
+    return cllm_ops_launch_vec2(rt, k, (size_t)C, (size_t)B * T);
 }
 
 cllm_status cllm_op_encoder_backward(cllm_runtime *rt, cllm_view dwte, cllm_view dwpe,
@@ -27,12 +27,13 @@ cllm_status cllm_op_encoder_backward(cllm_runtime *rt, cllm_view dwte, cllm_view
     st = cllm_rt_args(kw, 8, CLLM_ARG(dwte.mem), CLLM_ARG(wo), CLLM_ARG(dout.mem), CLLM_ARG(go),
                       CLLM_ARG(tokens.mem), CLLM_ARG(to), CLLM_ARG(bt), CLLM_ARG(c));
     if (st != CLLM_OK) return st;
-    /* One work-item per channel: small groups so that every core gets some. */
-    size_t local = 16, global = (size_t)C;
+    /* One work-item per 16 channels, each over every row: single-item groups so that every
+     * core gets some. */
+    size_t global = ((size_t)C + 15) / 16, local = 1;
     st = cllm_rt_launch(rt, kw, 1, &global, &local);
     if (st != CLLM_OK) return st;
     st = cllm_rt_args(kp, 7, CLLM_ARG(dwpe.mem), CLLM_ARG(po), CLLM_ARG(dout.mem), CLLM_ARG(go),
                       CLLM_ARG(b), CLLM_ARG(t), CLLM_ARG(c));
     if (st != CLLM_OK) return st;
-    return cllm_ops_launch_ew(rt, kp, (size_t)T * C);
+    return cllm_ops_launch_vec(rt, kp, (size_t)T * C);
 }

@@ -9,7 +9,7 @@ cllm_status cllm_op_gelu_forward(cllm_runtime *rt, cllm_view out, cllm_view inp,
     st = cllm_rt_args(k, 5, CLLM_ARG(out.mem), CLLM_ARG(oo), CLLM_ARG(inp.mem), CLLM_ARG(io),
                       CLLM_ARG(nn));
     if (st != CLLM_OK) return st;
-    return cllm_ops_launch_ew(rt, k, n);
+    return cllm_ops_launch_vec(rt, k, n);
 }
 
 cllm_status cllm_op_gelu_backward(cllm_runtime *rt, cllm_view dinp, cllm_view inp, cllm_view dout,
@@ -21,5 +21,5 @@ cllm_status cllm_op_gelu_backward(cllm_runtime *rt, cllm_view dinp, cllm_view in
     st = cllm_rt_args(k, 7, CLLM_ARG(dinp.mem), CLLM_ARG(d), CLLM_ARG(inp.mem), CLLM_ARG(io),
                       CLLM_ARG(dout.mem), CLLM_ARG(g), CLLM_ARG(nn));
     if (st != CLLM_OK) return st;
-    return cllm_ops_launch_ew(rt, k, n);
+    return cllm_ops_launch_vec(rt, k, n);
 }

@@ -47,8 +47,7 @@ cllm_status cllm_op_layernorm_backward(cllm_runtime *rt, cllm_view dinp, cllm_vi
                       CLLM_ARG(rstd.mem), CLLM_ARG(ro), CLLM_ARG(n), CLLM_ARG(c), CLLM_ARG(per),
                       CLLM_ARG(nchunk));
     if (st != CLLM_OK) return st;
-    size_t global[2] = {(size_t)C, nchunk}, lp[2] = {64, 1};
-    st = cllm_rt_launch(rt, kp, 2, global, lp);
+    st = cllm_ops_launch_vec2(rt, kp, (size_t)C, nchunk);
     if (st != CLLM_OK) return st;
     st = cllm_ops_colsum_finalize(rt, dw, scratch, C, nchunk);
     if (st != CLLM_OK) return st;

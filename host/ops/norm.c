@@ -26,5 +26,5 @@ cllm_status cllm_op_clip_norm(cllm_runtime *rt, cllm_view x, size_t n, cllm_view
     st = cllm_rt_args(ks, 5, CLLM_ARG(x.mem), CLLM_ARG(xo), CLLM_ARG(nn), CLLM_ARG(scratch.mem),
                       CLLM_ARG(co));
     if (st != CLLM_OK) return st;
-    return cllm_ops_launch_ew(rt, ks, n);
+    return cllm_ops_launch_vec(rt, ks, n);
 }

@@ -131,13 +131,13 @@ cllm_status cllm_op_adamw(cllm_runtime *rt, cllm_view p, cllm_view g, cllm_view 
                           size_t n, const cllm_adamw_spec *spec);
 
 /* ---- launch helpers shared by the ops (host/ops/launch.c) */
-/* Work-group size for element-wise kernels on this device. */
-size_t cllm_ops_ew_local(const cllm_runtime *rt);
 /* Power-of-two work-group size for a kernel that reduces rows of `width` elements with one
- * work-group per row. */
+ * work-group per row (1 on a CPU; the environment variable CLLM_ROW_LOCAL forces a size). */
 size_t cllm_ops_row_local(const cllm_runtime *rt, size_t width);
-/* Enqueue a 1-D element-wise launch over n items. */
-cllm_status cllm_ops_launch_ew(cllm_runtime *rt, cl_kernel k, size_t n);
+/* Enqueue a kernel whose work-items take 16 consecutive elements each: of n elements (1-D), or
+ * of `width` columns across and `rows` rows down (2-D: global id 0 = column / 16, 1 = row). */
+cllm_status cllm_ops_launch_vec(cllm_runtime *rt, cl_kernel k, size_t n);
+cllm_status cllm_ops_launch_vec2(cllm_runtime *rt, cl_kernel k, size_t width, size_t rows);
 /* Enqueue `rows` work-groups of `local` work-items (one per row). */
 cllm_status cllm_ops_launch_rows(cllm_runtime *rt, cl_kernel k, size_t rows, size_t local);
 

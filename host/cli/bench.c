@@ -1,0 +1,268 @@
+/* cllm bench: benchmarks. `cllm bench train` times the training step (forward, backward,
+ * clipping, AdamW) of a model config on a device, and measures in the same run the best
+ * CLBlast SGEMM rate on the GEMM shapes that step uses, so that the step's rate is reported
+ * as a fraction of what the device's GEMMs reach. Modes are rows of MODES[]. */
+#include "args.h"
+#include "commands.h"
+
+#include "blas.h"
+#include "cllm/gpt.h"
+#include "cllm/util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *x, int n) {
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* Best GFLOP/s of C (M, N) = A (M, K) @ B^T (N, K), the orientation of every linear layer's
+ * forward, over `reps` timed runs after one untimed. */
+static cllm_status gemm_rate(cllm_runtime *rt, size_t M, size_t N, size_t K, int reps,
+                             double *gflops) {
+    cl_mem a = NULL, b = NULL, c = NULL;
+    cllm_status st = CLLM_OK;
+    *gflops = 0;
+    CLLM_TRY(cllm_rt_alloc(rt, M * K * sizeof(float), &a));
+    CLLM_TRY(cllm_rt_alloc(rt, N * K * sizeof(float), &b));
+    CLLM_TRY(cllm_rt_alloc(rt, M * N * sizeof(float), &c));
+    CLLM_TRY(cllm_rt_fill_zero(rt, a, 0, M * K * sizeof(float)));
+    CLLM_TRY(cllm_rt_fill_zero(rt, b, 0, N * K * sizeof(float)));
+    for (int r = -1; r < reps; r++) {
+        CLLM_TRY(cllm_runtime_finish(rt));
+        double t0 = cllm_now();
+        CLLM_TRY(cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, M, N, K, 1.0f, a, 0, K, b, 0, K,
+                                 0.0f, c, 0, N));
+        CLLM_TRY(cllm_runtime_finish(rt));
+        double g = 2.0 * M * N * K / (cllm_now() - t0) / 1e9;
+        if (r >= 0 && g > *gflops) *gflops = g;
+    }
+fail:
+    if (a) clReleaseMemObject(a);
+    if (b) clReleaseMemObject(b);
+    if (c) clReleaseMemObject(c);
+    return st;
+}
+
+/* ---------------------------------------------------------------- bench train */
+
+static int bench_train(int argc, char **argv) {
+    const char *model = NULL, *dev = NULL, *plat = NULL;
+    int batch = 8, seq = 256, steps = 5, warmup = 1, gemm_reps = 3;
+    long long seed = 1337;
+    bool phases = false, json = false;
+    const cli_opt opts[] = {
+        {"model", 'm', CLI_STR, &model, "FILE", "model config (JSON, Hugging Face GPT-2 keys)",
+         .required = true},
+        {"batch", 'b', CLI_INT, &batch, "N", "sequences per step", .lo = 1, .hi = 1 << 20},
+        {"seq", 't', CLI_INT, &seq, "N", "tokens per sequence (at most the model's n_positions)",
+         .lo = 1, .hi = 1 << 20},
+        {"steps", 'n', CLI_INT, &steps, "N", "timed steps", .lo = 1, .hi = 1e6},
+        {"warmup", 0, CLI_INT, &warmup, "N",
+         "untimed steps first (kernel builds, CLBlast compiles its kernels on first use)", .lo = 0,
+         .hi = 1e6},
+        {"gemm-reps", 0, CLI_INT, &gemm_reps, "N",
+         "timed runs of each GPT-shaped SGEMM for the device's best GEMM rate (0: skip)", .lo = 0,
+         .hi = 1e6},
+        {"seed", 0, CLI_I64, &seed, "N", "seed of the weights and the random tokens"},
+        {"phases", 0, CLI_FLAG, &phases, NULL,
+         "also time forward, backward and optimizer apart (synchronises between them)"},
+        {"json", 0, CLI_FLAG, &json, NULL, "print one JSON object instead of text"},
+        CLI_DEVICE_OPTS(&dev, &plat),
+    };
+    const cli_spec spec = {
+        "cllm bench train",
+        "--model FILE [options]",
+        "Time the training step of a model: forward, backward, gradient clipping (max norm 1) "
+        "and AdamW on random tokens, the same work as one step of cllm train. Reports tokens/s, "
+        "the achieved GFLOP/s (6 x matmul parameters x tokens, plus attention: 12 L T C per "
+        "token), and the best CLBlast SGEMM GFLOP/s on the step's own GEMM shapes, measured in "
+        "the same run, with their ratio.",
+        opts,
+        CLI_COUNT(opts),
+        "Timings on a shared machine are noisy: the best and the median step are printed.\n"
+        "example: cllm bench train --model models/gpt-mini.json --batch 8 --seq 256 --steps 5"};
+    int rc = cli_parse(&spec, argc, argv, NULL);
+    if (rc >= 0) return rc;
+
+    cllm_gpt_config cfg;
+    cllm_runtime *rt = NULL;
+    cllm_gpt *m = NULL;
+    uint32_t *tok = NULL;
+    double *times = NULL;
+    cllm_status st = cllm_gpt_config_load(model, &cfg);
+    if (st != CLLM_OK) return cli_report(st);
+    if (seq > cfg.n_positions)
+        return cli_usage_error(&spec, "--seq %d exceeds the model's n_positions (%d)", seq,
+                               cfg.n_positions);
+    cllm_runtime_opts ro = cllm_runtime_opts_default();
+    ro.device_spec = dev;
+    ro.platform_spec = plat;
+    CLLM_TRY(cllm_runtime_init(&rt, &ro));
+    cllm_gpt_opts go = {.max_batch = batch, .max_seq = seq, .training = true};
+    CLLM_TRY(cllm_gpt_init(&m, rt, &cfg, &go));
+    CLLM_TRY(cllm_gpt_init_weights(m, (uint64_t)seed));
+    const size_t BT = (size_t)batch * seq;
+    tok = malloc(2 * BT * sizeof *tok);
+    times = calloc((size_t)steps, sizeof *times);
+    if (!tok || !times) {
+        st = cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    uint64_t s = (uint64_t)seed;
+    for (size_t i = 0; i < 2 * BT; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        tok[i] = (uint32_t)((s >> 33) % (uint64_t)cfg.vocab_size);
+    }
+    const double C = cfg.n_embd, L = cfg.n_layer, V = cfg.vocab_size;
+    const double n_matmul = 12.0 * L * C * C + V * C;
+    const double flops = (6.0 * n_matmul + 12.0 * L * seq * C) * (double)BT;
+    if (!json)
+        printf("%s on %s: %zu parameters, batch %d x sequence %d = %zu tokens per step, "
+               "%.1f GFLOP per step, %.0f MiB on the device\n",
+               model, cllm_runtime_device(rt)->name, cllm_gpt_num_params(&cfg), batch, seq, BT,
+               flops / 1e9, cllm_gpt_memory_required(&cfg, &go) / 1048576.0);
+
+    cllm_adamw_params hp = {
+        .lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+    double ph[3] = {1e30, 1e30, 1e30}; /* best forward, backward, optimizer */
+    float loss = 0;
+    for (int i = 0; i < warmup + steps; i++) {
+        const uint32_t *in = tok, *tg = tok + BT; /* any ids: the rate does not depend on them */
+        CLLM_TRY(cllm_runtime_finish(rt));
+        double t0 = cllm_now(), t1 = 0, t2 = 0;
+        CLLM_TRY(cllm_gpt_zero_grad(m));
+        CLLM_TRY(cllm_gpt_forward(m, in, tg, batch, seq));
+        if (phases) {
+            CLLM_TRY(cllm_runtime_finish(rt));
+            t1 = cllm_now();
+        }
+        CLLM_TRY(cllm_gpt_backward(m, 1.0f));
+        if (phases) {
+            CLLM_TRY(cllm_runtime_finish(rt));
+            t2 = cllm_now();
+        }
+        CLLM_TRY(cllm_gpt_clip_grad_norm(m, 1.0f, NULL));
+        CLLM_TRY(cllm_gpt_adamw_step(m, &hp, i + 1));
+        CLLM_TRY(cllm_gpt_get_loss(m, &loss)); /* the step's one read: waits for all of it */
+        double t3 = cllm_now();
+        if (!isfinite(loss)) {
+            st = cllm_fail(CLLM_ERR_NUMERIC, "step %d: the loss is %g", i + 1, loss);
+            goto fail;
+        }
+        if (i >= warmup) {
+            times[i - warmup] = t3 - t0;
+            if (phases) {
+                ph[0] = fmin(ph[0], t1 - t0);
+                ph[1] = fmin(ph[1], t2 - t1);
+                ph[2] = fmin(ph[2], t3 - t2);
+            }
+        }
+        if (!json)
+            printf("step %d: %.3f s, loss %.4f%s\n", i + 1, t3 - t0, loss,
+                   i < warmup ? " (warm-up, not counted)" : "");
+    }
+    double best = times[0];
+    for (int i = 1; i < steps; i++)
+        best = fmin(best, times[i]);
+    double med = median(times, steps);
+
+    /* The step's GEMM shapes (forward orientation): qkv, attention projection, MLP up and
+     * down, LM head. Their best rate is what the step could reach if it were all GEMM. */
+    const size_t c = (size_t)cfg.n_embd, vp = (size_t)cllm_gpt_padded_vocab(&cfg);
+    const size_t shapes[][3] = {
+        {BT, 3 * c, c}, {BT, c, c}, {BT, 4 * c, c}, {BT, c, 4 * c}, {BT, vp, c}};
+    double gemm_best = 0;
+    size_t best_shape = 0;
+    for (size_t i = 0; gemm_reps > 0 && i < sizeof shapes / sizeof *shapes; i++) {
+        double g;
+        CLLM_TRY(gemm_rate(rt, shapes[i][0], shapes[i][1], shapes[i][2], gemm_reps, &g));
+        if (g > gemm_best) gemm_best = g, best_shape = i;
+    }
+    double step_gflops = flops / best / 1e9;
+    if (json) {
+        printf("{\"model\": \"%s\", \"device\": \"%s\", \"params\": %zu, \"batch\": %d, "
+               "\"seq\": %d, \"steps\": %d, \"best_step_s\": %.6f, \"median_step_s\": %.6f, "
+               "\"tokens_per_s\": %.2f, \"median_tokens_per_s\": %.2f, \"gflop_per_step\": %.4f, "
+               "\"gflops\": %.3f, \"gemm_best_gflops\": %.3f, \"loss\": %.6f",
+               model, cllm_runtime_device(rt)->name, cllm_gpt_num_params(&cfg), batch, seq, steps,
+               best, med, BT / best, BT / med, flops / 1e9, step_gflops, gemm_best, loss);
+        if (phases)
+            printf(", \"forward_s\": %.6f, \"backward_s\": %.6f, \"optimizer_s\": %.6f", ph[0],
+                   ph[1], ph[2]);
+        printf("}\n");
+    } else {
+        printf("train step (forward + backward + clip + AdamW), %d timed: best %.3f s, median "
+               "%.3f s -> %.1f tokens/s (median %.1f), %.1f GFLOP/s\n",
+               steps, best, med, BT / best, BT / med, step_gflops);
+        if (phases)
+            printf("phases (best of each, synchronised): forward %.3f s, backward %.3f s, "
+                   "clip + AdamW %.3f s\n",
+                   ph[0], ph[1], ph[2]);
+        if (gemm_reps > 0)
+            printf("best CLBlast SGEMM on the step's shapes: %.1f GFLOP/s (%zux%zux%zu); the step "
+                   "reaches %.0f%% of it\n",
+                   gemm_best, shapes[best_shape][0], shapes[best_shape][1], shapes[best_shape][2],
+                   100.0 * step_gflops / gemm_best);
+    }
+fail:
+    free(tok);
+    free(times);
+    cllm_gpt_free(m);
+    cllm_runtime_free(rt);
+    return cli_report(st);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} bench_mode;
+
+static const bench_mode MODES[] = {
+    {"train", bench_train, "tokens/s and GFLOP/s of a model's training step, beside its GEMMs"},
+};
+#define N_MODES ((int)(sizeof MODES / sizeof *MODES))
+
+static void bench_usage(FILE *f) {
+    fprintf(f, "usage: cllm bench <mode> [options]\n\nBenchmarks; every figure comes with a peer "
+               "measured in the same run.\n\nmodes:\n");
+    for (int i = 0; i < N_MODES; i++)
+        fprintf(f, "  %-8s %s\n", MODES[i].name, MODES[i].summary);
+    fprintf(f, "\n'cllm bench <mode> --help' describes a mode.\n");
+}
+
+int cmd_bench(int argc, char **argv) {
+    if (argc < 2) {
+        bench_usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        bench_usage(stdout);
+        return 0;
+    }
+    for (int i = 0; i < N_MODES; i++) {
+        if (strcmp(argv[1], MODES[i].name) != 0) continue;
+        char name[64];
+        snprintf(name, sizeof name, "cllm bench %s", MODES[i].name);
+        argv[1] = name;
+        return MODES[i].fn(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "cllm bench: '%s' is not a mode; modes:", argv[1]);
+    for (int i = 0; i < N_MODES; i++)
+        fprintf(stderr, " %s", MODES[i].name);
+    fprintf(stderr, " (see 'cllm bench --help')\n");
+    return 2;
+}
