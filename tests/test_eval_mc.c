@@ -353,7 +353,55 @@ static void test_scoring(void) {
     free(dir);
 }
 
+/* Every prefix of every fixture record, and records with bytes flipped, parse or fail cleanly
+ * under every task (the sanitizer build checks for memory errors). */
+static void test_robustness(void) {
+    const char *files[] = {"mc/hellaswag.jsonl", "mc/arc.jsonl", "mc/mmlu.jsonl"};
+    test_rng rng = {42};
+    long ok = 0, bad = 0;
+    for (int f = 0; f < 3; f++) {
+        char *path = test_fixture(files[f]), *data = NULL;
+        size_t len = 0;
+        CHECK_OK(cllm_read_file(path, &data, &len));
+        for (char *line = data; line && *line;) {
+            char *nl = strchr(line, '\n');
+            size_t n = nl ? (size_t)(nl - line) : strlen(line);
+            char *buf = malloc(n + 1);
+            for (int task = CLLM_MC_HELLASWAG; task <= CLLM_MC_GENERIC; task++) {
+                for (size_t k = 0; k <= n; k++) {
+                    memcpy(buf, line, k);
+                    cllm_mc_item it;
+                    if (cllm_mc_parse_record(&it, buf, k, (cllm_mc_task)task) == CLLM_OK) {
+                        ok++;
+                        cllm_mc_item_free(&it);
+                    } else {
+                        bad++;
+                    }
+                }
+                for (int trial = 0; trial < 200; trial++) {
+                    memcpy(buf, line, n);
+                    for (int flips = 0; flips < 3; flips++)
+                        buf[test_rng_u64(&rng) % n] = (char)(test_rng_u64(&rng) & 0xff);
+                    cllm_mc_item it;
+                    if (cllm_mc_parse_record(&it, buf, n, (cllm_mc_task)task) == CLLM_OK) {
+                        ok++;
+                        cllm_mc_item_free(&it);
+                    } else {
+                        bad++;
+                    }
+                }
+            }
+            free(buf);
+            line = nl ? nl + 1 : NULL;
+        }
+        free(data);
+        free(path);
+    }
+    CHECK(ok > 0 && bad > 0);
+}
+
 int main(void) {
+    test_robustness();
     test_lm_eval_fixtures();
     test_text_helpers();
     test_other_forms();

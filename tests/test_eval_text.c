@@ -165,7 +165,25 @@ static void test_gen_set(void) {
     free(dir);
 }
 
+/* Random bytes (invalid UTF-8 included) never break the tokenizers or the metrics. */
+static void test_garbage(void) {
+    test_rng rng = {7};
+    char a[64], b[64];
+    for (int trial = 0; trial < 2000; trial++) {
+        int na = (int)(test_rng_u64(&rng) % 63), nb = (int)(test_rng_u64(&rng) % 63);
+        for (int i = 0; i < na; i++) a[i] = (char)(1 + test_rng_u64(&rng) % 255);
+        for (int i = 0; i < nb; i++) b[i] = (char)(1 + test_rng_u64(&rng) % 255);
+        a[na] = b[nb] = 0;
+        cllm_bleu bl;
+        cllm_rouge r;
+        CHECK_OK(cllm_bleu_sentence(&bl, a, b));
+        CHECK_OK(cllm_rouge_pair(&r, a, b));
+        CHECK(bl.score >= 0 && bl.score <= 100 && r.rougeL.f1 >= 0 && r.rougeL.f1 <= 1);
+    }
+}
+
 int main(void) {
+    test_garbage();
     test_fixtures();
     test_stop();
     test_gen_set();
