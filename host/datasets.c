@@ -68,24 +68,25 @@ static int cmp_hashed(const void *a, const void *b) {
     return x->i - y->i;
 }
 
-/* dup[i] = document i has the same (trimmed) text as an earlier document of `ok` ones. */
-static cllm_status mark_duplicates(const span *s, const bool *ok, int n, bool *dup) {
+/* dup[i] = the earlier document whose (trimmed) text document i repeats, -1 if none; only the
+ * `ok` documents take part. */
+static cllm_status mark_duplicates(const span *s, const bool *ok, int n, int *dup) {
     hashed *h = malloc((size_t)(n ? n : 1) * sizeof *h);
     if (!h) return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
     int m = 0;
     for (int i = 0; i < n; i++) {
-        dup[i] = false;
+        dup[i] = -1;
         if (ok[i]) h[m].h = cllm_hash64(s[i].t, s[i].len, CLLM_FNV_SEED), h[m].i = i, m++;
     }
     qsort(h, (size_t)m, sizeof *h, cmp_hashed);
     for (int a = 0; a < m;) {
         int b = a + 1;
         while (b < m && h[b].h == h[a].h) b++;
-        for (int k = a + 1; k < b; k++) /* same hash: compare against every earlier one */
+        for (int k = a + 1; k < b; k++) /* same hash: compare with the earlier originals */
             for (int j = a; j < k; j++) {
                 const span *x = &s[h[k].i], *y = &s[h[j].i];
-                if (!dup[h[j].i] && x->len == y->len && !memcmp(x->t, y->t, x->len)) {
-                    dup[h[k].i] = true;
+                if (dup[h[j].i] < 0 && x->len == y->len && !memcmp(x->t, y->t, x->len)) {
+                    dup[h[k].i] = h[j].i;
                     break;
                 }
             }
@@ -237,7 +238,7 @@ cllm_status cllm_datasets_make_mc(cllm_make_mc_result *res, const cllm_text_doc 
     cllm_status st = CLLM_OK;
     span *sp = calloc((size_t)(n_docs ? n_docs : 1), sizeof *sp);
     bool *ok = calloc((size_t)(n_docs ? n_docs : 1), sizeof *ok);
-    bool *dup = calloc((size_t)(n_docs ? n_docs : 1), sizeof *dup);
+    int *dup = calloc((size_t)(n_docs ? n_docs : 1), sizeof *dup);
     mc_cand *cand = calloc((size_t)(n_docs ? n_docs : 1), sizeof *cand);
     int *pool = NULL, *bylen = NULL, *rank = NULL, *near = NULL;
     const mc_cand **others = NULL;
@@ -252,8 +253,8 @@ cllm_status cllm_datasets_make_mc(cllm_make_mc_result *res, const cllm_text_doc 
     CLLM_TRY(mark_duplicates(sp, ok, n_docs, dup));
     int n_usable = 0;
     for (int i = 0; i < n_docs; i++) {
-        if (dup[i]) res->n_duplicate++;
-        if (!ok[i] || dup[i]) continue;
+        if (dup[i] >= 0) res->n_duplicate++;
+        if (!ok[i] || dup[i] >= 0) continue;
         cand[n_usable].doc = i;
         if (find_cut(&sp[i], o, &cand[n_usable])) n_usable++;
     }
@@ -292,6 +293,8 @@ cllm_status cllm_datasets_make_mc(cllm_make_mc_result *res, const cllm_text_doc 
     for (int r = 0; r < n_pool; r++) bylen[r] = lk[r].k, rank[lk[r].k] = r;
     free(lk);
     for (int k = 0; k < n_pool; k++) res->used[pc[k].doc] = true;
+    for (int i = 0; i < n_docs; i++) /* a copy of a benchmark document is not safe to train on */
+        if (dup[i] >= 0 && res->used[dup[i]]) res->used[i] = true;
 
     for (int k = 0; k < n_pool; k++) {
         /* The nearest continuations in length (walking out from k's rank), skipping any whose
@@ -477,7 +480,8 @@ cllm_status cllm_datasets_make_sft(cllm_make_sft_result *res, const cllm_text_do
     cllm_status st = CLLM_OK;
     int nd = n_docs ? n_docs : 1;
     span *sp = calloc((size_t)nd, sizeof *sp);
-    bool *ok = calloc((size_t)nd, sizeof *ok), *dup = calloc((size_t)nd, sizeof *dup);
+    bool *ok = calloc((size_t)nd, sizeof *ok);
+    int *dup = calloc((size_t)nd, sizeof *dup);
     char **cat = calloc((size_t)nd, sizeof *cat);
     int *cat_of = calloc((size_t)nd, sizeof *cat_of), *order = NULL, *is_val = NULL;
     ev_buf tr = {0}, va = {0};
@@ -492,8 +496,8 @@ cllm_status cllm_datasets_make_sft(cllm_make_sft_result *res, const cllm_text_do
     /* Category names, sorted and unique. */
     int nc = 0;
     for (int i = 0; i < n_docs; i++) {
-        if (!ok[i] || dup[i]) {
-            res->n_duplicate += dup[i];
+        if (!ok[i] || dup[i] >= 0) {
+            res->n_duplicate += dup[i] >= 0;
             continue;
         }
         cat[i] = cllm_datasets_category(docs[i].source, o->category_from_dir);

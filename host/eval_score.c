@@ -211,3 +211,38 @@ oom:
     cllm_fail(CLLM_ERR_NOMEM, "out of host memory writing a sample line");
     return NULL;
 }
+
+cllm_status cllm_mc_window(uint32_t *in, int *n_in, int *first, const uint32_t *ctx, int n_ctx,
+                           const uint32_t *cont, int n_cont, int T, uint32_t eot) {
+    if (n_cont < 1 || T < 1 || n_ctx < 0)
+        return cllm_fail(CLLM_ERR_USAGE, "cllm_mc_window: %d continuation tokens, window %d",
+                         n_cont, T);
+    if (n_cont > T)
+        return cllm_fail(CLLM_ERR_TOO_LARGE, "a continuation of %d tokens does not fit the "
+                         "model's window of %d", n_cont, T);
+    if (n_ctx == 0) ctx = &eot, n_ctx = 1;
+    /* whole = ctx + cont; keep its last min(len, T + 1) tokens, feed all but the last. */
+    int len = n_ctx + n_cont, keep = len < T + 1 ? len : T + 1, skip = len - keep;
+    *n_in = keep - 1;
+    for (int i = 0; i < *n_in; i++) {
+        int k = skip + i;
+        in[i] = k < n_ctx ? ctx[k] : cont[k - n_ctx];
+    }
+    *first = *n_in - n_cont;
+    return CLLM_OK;
+}
+
+cllm_status cllm_mc_token_logprob(double *logprob, bool *is_argmax, const float *logits, int V,
+                                  uint32_t target) {
+    if (V < 1 || target >= (uint32_t)V)
+        return cllm_fail(CLLM_ERR_USAGE, "token %u is outside the vocabulary of %d", target, V);
+    int best = 0;
+    double mx = logits[0];
+    for (int v = 1; v < V; v++)
+        if (logits[v] > mx) mx = logits[v], best = v;
+    double sum = 0;
+    for (int v = 0; v < V; v++) sum += exp((double)logits[v] - mx);
+    *logprob = (double)logits[target] - mx - log(sum);
+    if (is_argmax) *is_argmax = best == (int)target;
+    return CLLM_OK;
+}

@@ -400,7 +400,45 @@ static void test_robustness(void) {
     CHECK(ok > 0 && bad > 0);
 }
 
+/* The request layout against lm-eval's slicing, written out by hand:
+ * inp = (ctx + cont)[-(T + 1):][:-1], continuation predicted at the last len(cont) positions. */
+static void test_window(void) {
+    const uint32_t ctx[6] = {10, 11, 12, 13, 14, 15}, cont[3] = {20, 21, 22};
+    uint32_t in[16];
+    int n_in, first;
+    CHECK_OK(cllm_mc_window(in, &n_in, &first, ctx, 6, cont, 3, 16, 99));
+    const uint32_t w1[8] = {10, 11, 12, 13, 14, 15, 20, 21}; /* everything fits */
+    CHECK(n_in == 8 && first == 5 && !memcmp(in, w1, sizeof w1));
+    CHECK_OK(cllm_mc_window(in, &n_in, &first, ctx, 6, cont, 3, 5, 99));
+    const uint32_t w3[5] = {13, 14, 15, 20, 21}; /* the last 6 are 13 .. 22; drop the last */
+    CHECK(n_in == 5 && first == 2 && !memcmp(in, w3, sizeof w3));
+    CHECK_OK(cllm_mc_window(in, &n_in, &first, ctx, 0, cont, 3, 8, 99)); /* empty context */
+    const uint32_t w4[3] = {99, 20, 21};
+    CHECK(n_in == 3 && first == 0 && !memcmp(in, w4, sizeof w4));
+    CHECK_OK(cllm_mc_window(in, &n_in, &first, ctx, 6, cont, 3, 3, 99)); /* no context left */
+    const uint32_t w5[3] = {15, 20, 21};
+    CHECK(n_in == 3 && first == 0 && !memcmp(in, w5, sizeof w5));
+    CHECK(cllm_mc_window(in, &n_in, &first, ctx, 6, cont, 3, 2, 99) == CLLM_ERR_TOO_LARGE);
+
+    /* log-softmax in double against a long-double reference */
+    float logits[7] = {1.5f, -2.0f, 30.0f, 29.5f, 0.0f, -100.0f, 3.25f};
+    long double m = 30.0L, s = 0;
+    for (int v = 0; v < 7; v++) s += expl((long double)logits[v] - m);
+    for (uint32_t t = 0; t < 7; t++) {
+        double lp;
+        bool am;
+        CHECK_OK(cllm_mc_token_logprob(&lp, &am, logits, 7, t));
+        double ref = (double)((long double)logits[t] - m - logl(s));
+        CHECK_MSG(fabs(lp - ref) <= 1e-12 * fmax(1, fabs(ref)), "token %u: %.17g vs %.17g", t, lp,
+                  ref);
+        CHECK(am == (t == 2));
+    }
+    double lp;
+    CHECK(cllm_mc_token_logprob(&lp, NULL, logits, 7, 7) == CLLM_ERR_USAGE);
+}
+
 int main(void) {
+    test_window();
     test_robustness();
     test_lm_eval_fixtures();
     test_text_helpers();

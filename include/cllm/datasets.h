@@ -67,7 +67,8 @@ typedef struct {
     char *jsonl;     /* the items, one JSON object per line (malloc'd) */
     size_t jsonl_len;
     int n_items;
-    bool *used;      /* (n_docs) the document is the source of an item or of a distractor */
+    bool *used;      /* (n_docs) the document (or the one it repeats exactly) is the source of
+                      * an item or of a distractor: not safe to train on */
     int n_docs;
     int n_usable;    /* documents that could be cut (length, a space at a word boundary with
                       * enough context before it and continuation_words words after it) */

@@ -63,6 +63,7 @@
 #include "cllm/common.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -221,6 +222,20 @@ cllm_status cllm_mc_evaluate(cllm_mc_results *res, const cllm_mc_set *set, cllm_
  * per choice its text, continuation, loglik, chars, bytes, tokens, greedy and the normalised
  * scores; then pred/correct per metric. malloc'd, NULL on failure. */
 char *cllm_mc_sample_json(const cllm_mc_set *set, const cllm_mc_results *res, int i);
+
+/* The token layout of one loglikelihood request, as lm-eval's HFLM builds it: the model reads
+ * the last T+1 tokens of context + continuation without the last one (the context is cut on
+ * the left), and the continuation's tokens are predicted at the last n_cont positions.
+ *   in:    (T) filled with n_in <= T tokens
+ *   first: the position whose logits predict cont[0]; cont[j] is predicted at first + j
+ * An empty context is replaced by `eot` (lm-eval's prefix token). A continuation longer than
+ * T tokens cannot be scored whole: CLLM_ERR_TOO_LARGE. */
+cllm_status cllm_mc_window(uint32_t *in, int *n_in, int *first, const uint32_t *ctx, int n_ctx,
+                           const uint32_t *cont, int n_cont, int T, uint32_t eot);
+/* ln p(target) under softmax(logits) (V floats), computed in double, and whether target is the
+ * argmax (the first maximum). A target >= V is CLLM_ERR_USAGE. */
+cllm_status cllm_mc_token_logprob(double *logprob, bool *is_argmax, const float *logits, int V,
+                                  uint32_t target);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Generation metrics                                                                        */
