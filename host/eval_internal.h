@@ -5,6 +5,7 @@
 #define CLLM_EVAL_INTERNAL_H
 
 #include "cllm/common.h"
+#include "cllm/eval.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,15 +47,15 @@ void ev_py_strip(const char *s, size_t n, size_t *b, size_t *e);
  * no file:line prefix) to reject it as malformed, anything else to abort. */
 typedef cllm_status (*ev_line_fn)(void *user, const char *line, size_t len, long lineno);
 
-typedef struct {
-    long lines, blank, skipped, accepted, first_skipped_line;
-    char first_skip_reason[256];
-} ev_jsonl_stats;
-
 /* Walk a JSONL file. Malformed lines (bad UTF-8, NUL bytes, or rejected by fn) are errors
  * "PATH:LINE: ..." when strict, else skipped and counted. Stops after `limit` accepted
  * records when limit > 0. `what` names the records in messages ("multiple-choice items"). */
 cllm_status ev_jsonl_each(const char *path, bool strict, int limit, const char *what,
-                          ev_line_fn fn, void *user, ev_jsonl_stats *st);
+                          ev_line_fn fn, void *user, cllm_jsonl_stats *st);
+
+/* Parse one JSON object from json[0..len) (whitespace may follow it, nothing else); *out is
+ * the caller's to cJSON_Delete. CLLM_ERR_FORMAT says what is wrong and near which byte. */
+struct cJSON;
+cllm_status ev_parse_object(struct cJSON **out, const char *json, size_t len);
 
 #endif

@@ -428,28 +428,6 @@ fail:
     return st;
 }
 
-static cllm_status parse_object(cJSON **out, const char *json, size_t len) {
-    const char *end = NULL;
-    cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, false);
-    if (!o) {
-        size_t at = end && end >= json ? (size_t)(end - json) : 0;
-        return cllm_fail(CLLM_ERR_FORMAT, "not valid JSON (near byte %zu)", at + 1);
-    }
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return cllm_fail(CLLM_ERR_FORMAT, "expected a JSON object");
-    }
-    /* Anything after the object but whitespace is an error too. */
-    for (const char *p = end; p && p < json + len; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-            cJSON_Delete(o);
-            return cllm_fail(CLLM_ERR_FORMAT, "text after the JSON object (near byte %zu)",
-                             (size_t)(p - json) + 1);
-        }
-    *out = o;
-    return CLLM_OK;
-}
-
 static cllm_status detect_object(cllm_mc_task *task, const cJSON *o) {
 #define HAS(k) (cJSON_GetObjectItemCaseSensitive(o, k) != NULL)
     if (HAS("endings"))
@@ -471,7 +449,7 @@ static cllm_status detect_object(cllm_mc_task *task, const cJSON *o) {
 
 cllm_status cllm_mc_detect(cllm_mc_task *task, const char *json, size_t len) {
     cJSON *o = NULL;
-    cllm_status st = parse_object(&o, json, len);
+    cllm_status st = ev_parse_object(&o, json, len);
     if (st != CLLM_OK) return st;
     st = detect_object(task, o);
     cJSON_Delete(o);
@@ -500,7 +478,7 @@ cllm_status cllm_mc_parse_record(cllm_mc_item *item, const char *json, size_t le
                                  cllm_mc_task task) {
     memset(item, 0, sizeof *item);
     cJSON *o = NULL;
-    cllm_status st = parse_object(&o, json, len);
+    cllm_status st = ev_parse_object(&o, json, len);
     if (st != CLLM_OK) return st;
     st = parse_with(item, o, task);
     if (st == CLLM_OK) {
@@ -556,13 +534,8 @@ cllm_status cllm_mc_load(cllm_mc_set *set, const char *path, cllm_mc_task task, 
     set->path = strdup(path);
     if (!set->path) return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
     mc_loader L = {set, 0};
-    ev_jsonl_stats js;
-    cllm_status st = ev_jsonl_each(path, strict, limit, "multiple-choice items", mc_line, &L, &js);
-    set->lines = js.lines;
-    set->blank = js.blank;
-    set->skipped = js.skipped;
-    set->first_skipped_line = js.first_skipped_line;
-    memcpy(set->first_skip_reason, js.first_skip_reason, sizeof set->first_skip_reason);
+    cllm_status st = ev_jsonl_each(path, strict, limit, "multiple-choice items", mc_line, &L,
+                                   &set->stats);
     if (st != CLLM_OK) cllm_mc_set_free(set);
     return st;
 }

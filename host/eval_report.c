@@ -68,7 +68,7 @@ cllm_status cllm_eval_report_add_mc(cllm_eval_report *rep, const char *name,
     if (st != CLLM_OK) return st;
     bool ok = cJSON_AddStringToObject(s, "task", cllm_mc_task_name(set->task)) &&
               cJSON_AddStringToObject(s, "file", set->path ? set->path : "") &&
-              add_num(s, "n", res->n_done) && add_num(s, "skipped", (double)set->skipped);
+              add_num(s, "n", res->n_done) && add_num(s, "skipped", (double)set->stats.skipped);
     for (int m = 0; m < CLLM_MC_N_METRICS && ok; m++) {
         char key[64];
         const char *mn = cllm_mc_metric_name((cllm_mc_metric)m);
@@ -93,7 +93,7 @@ cllm_status cllm_eval_report_add_gen(cllm_eval_report *rep, const char *name,
     const cllm_bleu *b = &res->bleu;
     cJSON *prec = cJSON_CreateDoubleArray(b->precisions, CLLM_BLEU_MAX_ORDER);
     bool ok = prec && cJSON_AddStringToObject(s, "file", set->path ? set->path : "") &&
-              add_num(s, "n", res->n) && add_num(s, "skipped", (double)set->skipped) &&
+              add_num(s, "n", res->n) && add_num(s, "skipped", (double)set->stats.skipped) &&
               add_num(s, "bleu", b->score);
     if (prec) {
         if (ok && cJSON_AddItemToObject(s, "bleu_precisions", prec))

@@ -467,22 +467,13 @@ typedef struct {
 
 static cllm_status gen_line(void *user, const char *line, size_t len, long lineno) {
     gen_loader *L = user;
-    const char *end = NULL;
-    cJSON *o = cJSON_ParseWithLengthOpts(line, len, &end, false);
-    if (!o) return cllm_fail(CLLM_ERR_FORMAT, "not valid JSON");
-    cllm_status st = CLLM_OK;
+    cJSON *o = NULL;
+    cllm_status st = ev_parse_object(&o, line, len);
+    if (st != CLLM_OK) return st;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "prompt");
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "reference");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-    for (const char *q = end; q && q < line + len; q++)
-        if (*q != ' ' && *q != '\t') {
-            st = cllm_fail(CLLM_ERR_FORMAT, "text after the JSON object");
-            goto done;
-        }
-    if (!cJSON_IsObject(o)) {
-        st = cllm_fail(CLLM_ERR_FORMAT, "expected a JSON object {\"prompt\": ..., "
-                                        "\"reference\": ...}");
-    } else if (!cJSON_IsString(p) || !cJSON_IsString(r)) {
+    if (!cJSON_IsString(p) || !cJSON_IsString(r)) {
         st = cllm_fail(CLLM_ERR_FORMAT, "%s", !p   ? "missing key 'prompt'"
                                              : !r ? "missing key 'reference'"
                                                   : "'prompt' and 'reference' must be strings");
@@ -524,13 +515,8 @@ cllm_status cllm_gen_load(cllm_gen_set *set, const char *path, bool strict, int 
     set->path = strdup(path);
     if (!set->path) return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
     gen_loader L = {set, 0};
-    ev_jsonl_stats js;
-    cllm_status st = ev_jsonl_each(path, strict, limit, "generation prompts", gen_line, &L, &js);
-    set->lines = js.lines;
-    set->blank = js.blank;
-    set->skipped = js.skipped;
-    set->first_skipped_line = js.first_skipped_line;
-    memcpy(set->first_skip_reason, js.first_skip_reason, sizeof set->first_skip_reason);
+    cllm_status st = ev_jsonl_each(path, strict, limit, "generation prompts", gen_line, &L,
+                                   &set->stats);
     if (st != CLLM_OK) cllm_gen_set_free(set);
     return st;
 }

@@ -3,6 +3,8 @@
 
 #include "cllm/util.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,14 +135,15 @@ static bool line_blank(const char *s, size_t n) {
 }
 
 cllm_status ev_jsonl_each(const char *path, bool strict, int limit, const char *what,
-                          ev_line_fn fn, void *user, ev_jsonl_stats *st) {
+                          ev_line_fn fn, void *user, cllm_jsonl_stats *st) {
     memset(st, 0, sizeof *st);
+    long accepted = 0;
     char *data = NULL;
     size_t len = 0;
     cllm_status s = cllm_read_file(path, &data, &len);
     if (s != CLLM_OK) return s;
     size_t pos = 0;
-    while (pos < len && (limit <= 0 || st->accepted < limit)) {
+    while (pos < len && (limit <= 0 || accepted < limit)) {
         const char *line = data + pos;
         const char *nl = memchr(line, '\n', len - pos);
         size_t n = nl ? (size_t)(nl - line) : len - pos;
@@ -160,7 +163,7 @@ cllm_status ev_jsonl_each(const char *path, bool strict, int limit, const char *
         } else {
             s = fn(user, line, n, st->lines);
             if (s == CLLM_OK) {
-                st->accepted++;
+                accepted++;
                 continue;
             }
             if (s != CLLM_ERR_FORMAT) goto done;
@@ -180,7 +183,7 @@ cllm_status ev_jsonl_each(const char *path, bool strict, int limit, const char *
     if (st->skipped)
         cllm_log(CLLM_LOG_WARN, "%s: skipped %ld malformed line%s (first: %s)", path,
                  st->skipped, st->skipped == 1 ? "" : "s", st->first_skip_reason);
-    if (st->accepted == 0) {
+    if (accepted == 0) {
         if (st->skipped)
             s = cllm_fail(CLLM_ERR_FORMAT, "%s: no %s: all %ld non-blank lines are malformed "
                           "(first: %s)", path, what, st->skipped, st->first_skip_reason);
@@ -191,4 +194,26 @@ cllm_status ev_jsonl_each(const char *path, bool strict, int limit, const char *
 done:
     free(data);
     return s;
+}
+
+cllm_status ev_parse_object(cJSON **out, const char *json, size_t len) {
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    *out = NULL;
+    if (!o) {
+        size_t at = end && end >= json ? (size_t)(end - json) : 0;
+        return cllm_fail(CLLM_ERR_FORMAT, "not valid JSON (near byte %zu)", at + 1);
+    }
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return cllm_fail(CLLM_ERR_FORMAT, "expected a JSON object");
+    }
+    for (const char *p = end; p && p < json + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            cJSON_Delete(o);
+            return cllm_fail(CLLM_ERR_FORMAT, "text after the JSON object (near byte %zu)",
+                             (size_t)(p - json) + 1);
+        }
+    *out = o;
+    return CLLM_OK;
 }

@@ -150,11 +150,11 @@ static void test_malformed(void) {
                "{\"context\":\"ok3\",\"choices\":[\"a\",\"b\"],\"label\":1}");  /* 11 ok, no \n */
     cllm_mc_set set;
     CHECK_OK(cllm_mc_load(&set, p, CLLM_MC_AUTO, false, 0));
-    CHECK_MSG(set.n == 2 && set.skipped == 8 && set.blank == 1 && set.lines == 11,
-              "n %d skipped %ld blank %ld lines %ld", set.n, set.skipped, set.blank, set.lines);
+    CHECK_MSG(set.n == 2 && set.stats.skipped == 8 && set.stats.blank == 1 && set.stats.lines == 11,
+              "n %d skipped %ld blank %ld lines %ld", set.n, set.stats.skipped, set.stats.blank, set.stats.lines);
     CHECK(set.n == 2 && set.items[1].line == 11 && set.task == CLLM_MC_GENERIC);
-    CHECK(set.first_skipped_line == 2 && strstr(set.first_skip_reason, "bad.jsonl:2: ") &&
-          strstr(set.first_skip_reason, "out of range"));
+    CHECK(set.stats.first_skipped_line == 2 && strstr(set.stats.first_skip_reason, "bad.jsonl:2: ") &&
+          strstr(set.stats.first_skip_reason, "out of range"));
     cllm_mc_set_free(&set);
     static const struct {
         int line;

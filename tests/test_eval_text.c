@@ -141,8 +141,8 @@ static void test_gen_set(void) {
                   "not json\n");
     cllm_gen_set gs;
     CHECK_OK(cllm_gen_load(&gs, p, false, 0));
-    CHECK(gs.n == 2 && gs.skipped == 2 && gs.blank == 1 && gs.lines == 5);
-    CHECK(gs.first_skipped_line == 3 && strstr(gs.first_skip_reason, ":3: "));
+    CHECK(gs.n == 2 && gs.stats.skipped == 2 && gs.stats.blank == 1 && gs.stats.lines == 5);
+    CHECK(gs.stats.first_skipped_line == 3 && strstr(gs.stats.first_skip_reason, ":3: "));
     CHECK(gs.n == 2 && !strcmp(gs.items[0].id, "7") && gs.items[1].line == 4);
     const char *outs[2] = {"cat", "hi"};
     cllm_gen_results gr;

@@ -181,13 +181,20 @@ static cllm_status read_corpus(corpus *c, const cli_strlist *inputs, const char 
     return CLLM_OK;
 }
 
-static void merge_inputs(cli_strlist *inputs, const cli_strlist *pos) {
+/* cli_parse, then the positional arguments join --input, which must not end up empty.
+ * Returns -1 to go on, else the exit code. */
+static int parse_with_inputs(const cli_spec *spec, int argc, char **argv, cli_strlist *inputs,
+                             cli_strlist *pos) {
+    int rc = cli_parse(spec, argc, argv, pos);
+    if (rc >= 0) return rc;
     for (int i = 0; i < pos->n; i++) {
         const char **n = realloc(inputs->items, (size_t)(inputs->n + 1) * sizeof *n);
-        if (!n) return;
+        if (!n) return cli_report(cllm_fail(CLLM_ERR_NOMEM, "out of host memory"));
         inputs->items = n;
         inputs->items[inputs->n++] = pos->items[i];
     }
+    if (inputs->n == 0) return cli_usage_error(spec, "--input is required");
+    return -1;
 }
 
 /* ---- make-mc -------------------------------------------------------------------------------- */
@@ -242,13 +249,8 @@ int cmd_data_make_mc(int argc, char **argv) {
         "  cllm data make-mc --input /usr/share/games/fortunes --doc-separator % --n 500 \\\n"
         "      --out fortunes-mc.jsonl --rest fortunes-train.txt",
         0, -1};
-    int rc = cli_parse(&spec, argc, argv, &pos);
+    int rc = parse_with_inputs(&spec, argc, argv, &inputs, &pos);
     if (rc >= 0) goto out;
-    merge_inputs(&inputs, &pos);
-    if (inputs.n == 0) {
-        rc = cli_usage_error(&spec, "--input is required");
-        goto out;
-    }
     if (o.neighbours < o.n_choices - 1) {
         rc = cli_usage_error(&spec, "--neighbours %d is fewer than the %d wrong choices",
                              o.neighbours, o.n_choices - 1);
@@ -358,13 +360,8 @@ int cmd_data_make_sft(int argc, char **argv) {
         "  cllm data make-sft --input /usr/share/games/fortunes --doc-separator % \\\n"
         "      --out fortunes-sft.jsonl --val-out fortunes-sft-val.jsonl --max-chars 400",
         0, -1};
-    int rc = cli_parse(&spec, argc, argv, &pos);
+    int rc = parse_with_inputs(&spec, argc, argv, &inputs, &pos);
     if (rc >= 0) goto out;
-    merge_inputs(&inputs, &pos);
-    if (inputs.n == 0) {
-        rc = cli_usage_error(&spec, "--input is required");
-        goto out;
-    }
     if (val_out && !val_seen) o.val_fraction = 0.1;
     if (!val_out && o.val_fraction > 0) {
         rc = cli_usage_error(&spec, "--val-fraction needs --val-out FILE");

@@ -121,21 +121,26 @@ typedef struct {
     char *id;             /* the record's "ind" or "id" as text, or NULL */
 } cllm_mc_item;
 
+/* What reading a JSONL file met. */
+typedef struct {
+    long lines;   /* lines read (blank ones included) */
+    long blank;   /* blank lines ignored */
+    long skipped; /* malformed lines skipped (only when not strict) */
+    long first_skipped_line;
+    char first_skip_reason[256]; /* "FILE:LINE: what is wrong", "" if none was skipped */
+} cllm_jsonl_stats;
+
 typedef struct {
     cllm_mc_task task;  /* the task the records were read as (AUTO resolved) */
     char *path;
     int n;              /* items */
     cllm_mc_item *items;
-    long lines;         /* lines read (blank ones included) */
-    long blank;         /* blank lines ignored */
-    long skipped;       /* malformed lines skipped (only when not strict) */
-    long first_skipped_line;
-    char first_skip_reason[256]; /* "FILE:LINE: what is wrong", "" if none was skipped */
+    cllm_jsonl_stats stats;
 } cllm_mc_set;
 
 /* Read a JSONL file of multiple-choice records. strict: the first malformed line is an error
  * (CLLM_ERR_FORMAT, "FILE:LINE: what is wrong"); otherwise malformed lines are skipped,
- * counted in set->skipped and reported in one warning line. limit > 0 stops after that many
+ * counted in set->stats.skipped and reported in one warning line. limit > 0 stops after that many
  * items. A file without a single item is an error. */
 cllm_status cllm_mc_load(cllm_mc_set *set, const char *path, cllm_mc_task task, bool strict,
                          int limit);
@@ -290,8 +295,7 @@ typedef struct {
     char *path;
     int n;
     cllm_gen_item *items;
-    long lines, blank, skipped, first_skipped_line;
-    char first_skip_reason[256];
+    cllm_jsonl_stats stats;
 } cllm_gen_set;
 
 /* Same conventions as cllm_mc_load. */
