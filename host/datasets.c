@@ -2,6 +2,7 @@
  * `cllm data make-mc` and the categorised chat set of `cllm data make-sft`. */
 #include "cllm/datasets.h"
 
+#include "cllm/data.h"
 #include "cllm/util.h"
 #include "eval_internal.h"
 
@@ -57,43 +58,34 @@ static span trimmed(const cllm_text_doc *d) {
     return s;
 }
 
-typedef struct {
-    uint64_t h;
-    int i;
-} hashed;
-
-static int cmp_hashed(const void *a, const void *b) {
-    const hashed *x = a, *y = b;
-    if (x->h != y->h) return x->h < y->h ? -1 : 1;
-    return x->i - y->i;
-}
-
-/* dup[i] = the earlier document whose (trimmed) text document i repeats, -1 if none; only the
- * `ok` documents take part. */
-static cllm_status mark_duplicates(const span *s, const bool *ok, int n, int *dup) {
-    hashed *h = malloc((size_t)(n ? n : 1) * sizeof *h);
-    if (!h) return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
-    int m = 0;
-    for (int i = 0; i < n; i++) {
+/* dup[i] = the earlier document that document i repeats, exactly or (near > 0) with an
+ * estimated word-shingle Jaccard similarity >= near, -1 if none; only `ok` documents take part.
+ * The data module's deduplication (cllm/data.h) decides, as for `cllm data prepare`. */
+static cllm_status mark_duplicates(const span *s, const bool *ok, int n, double near, int *dup) {
+    cllm_dedup_opts o = cllm_dedup_opts_default();
+    o.near_threshold = near;
+    cllm_dedup *d = NULL;
+    cllm_status st = cllm_dedup_init(&d, &o);
+    if (st != CLLM_OK) return st;
+    uint32_t *mh = malloc((size_t)o.num_perm * sizeof *mh);
+    if (!mh) {
+        cllm_dedup_free(d);
+        return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
+    }
+    for (int i = 0; i < n && st == CLLM_OK; i++) {
         dup[i] = -1;
-        if (ok[i]) h[m].h = cllm_hash64(s[i].t, s[i].len, CLLM_FNV_SEED), h[m].i = i, m++;
+        if (!ok[i]) continue;
+        cllm_doc_sig sig = {.minhash = mh};
+        cllm_dedup_signature(d, s[i].t, s[i].len, &sig);
+        cllm_doc_rule verdict;
+        uint64_t of = 0;
+        double sim;
+        st = cllm_dedup_add(d, &sig, (uint64_t)i, &verdict, &of, &sim);
+        if (st == CLLM_OK && verdict != CLLM_DOC_KEPT) dup[i] = (int)of;
     }
-    qsort(h, (size_t)m, sizeof *h, cmp_hashed);
-    for (int a = 0; a < m;) {
-        int b = a + 1;
-        while (b < m && h[b].h == h[a].h) b++;
-        for (int k = a + 1; k < b; k++) /* same hash: compare with the earlier originals */
-            for (int j = a; j < k; j++) {
-                const span *x = &s[h[k].i], *y = &s[h[j].i];
-                if (dup[h[j].i] < 0 && x->len == y->len && !memcmp(x->t, y->t, x->len)) {
-                    dup[h[k].i] = h[j].i;
-                    break;
-                }
-            }
-        a = b;
-    }
-    free(h);
-    return CLLM_OK;
+    free(mh);
+    cllm_dedup_free(d);
+    return st;
 }
 
 static const char *base_name(const char *p) {
@@ -111,7 +103,7 @@ static char *take_json(cJSON *o) {
 /* ---- make-mc -------------------------------------------------------------------------------- */
 
 cllm_make_mc_opts cllm_make_mc_opts_default(void) {
-    cllm_make_mc_opts o = {1234, 0, 4, 0.5, 0, 40, 1000, 12, 2, 12};
+    cllm_make_mc_opts o = {1234, 0, 4, 0.5, 0, 40, 1000, 12, 2, 12, 0.8};
     return o;
 }
 
@@ -250,7 +242,7 @@ cllm_status cllm_datasets_make_mc(cllm_make_mc_result *res, const cllm_text_doc 
         sp[i] = trimmed(&docs[i]);
         ok[i] = sp[i].chars >= o->min_chars && (o->max_chars <= 0 || sp[i].chars <= o->max_chars);
     }
-    CLLM_TRY(mark_duplicates(sp, ok, n_docs, dup));
+    CLLM_TRY(mark_duplicates(sp, ok, n_docs, o->near_dup, dup));
     int n_usable = 0;
     for (int i = 0; i < n_docs; i++) {
         if (dup[i] >= 0) res->n_duplicate++;
@@ -377,6 +369,7 @@ cllm_make_sft_opts cllm_make_sft_opts_default(void) {
     o.seed = 1234;
     o.min_chars = 1;
     o.max_chars = 1000;
+    o.near_dup = 0.8;
     return o;
 }
 
@@ -492,7 +485,7 @@ cllm_status cllm_datasets_make_sft(cllm_make_sft_result *res, const cllm_text_do
                 (o->max_chars <= 0 || sp[i].chars <= o->max_chars);
         if (!ok[i]) res->n_filtered++;
     }
-    CLLM_TRY(mark_duplicates(sp, ok, n_docs, dup));
+    CLLM_TRY(mark_duplicates(sp, ok, n_docs, o->near_dup, dup));
     /* Category names, sorted and unique. */
     int nc = 0;
     for (int i = 0; i < n_docs; i++) {

@@ -34,7 +34,7 @@ expect 2 "make-sft bad template" "$CLLM_BIN" data make-sft --input "$t/corpus" -
 expect_err "--template 'no placeholder' has no {category}" "$CLLM_BIN" data make-sft --input "$t/corpus" --out "$t/x.jsonl" --template "no placeholder"
 expect 2 "make-sft val without out" "$CLLM_BIN" data make-sft --input "$t/corpus" --out "$t/x.jsonl" --val-fraction 0.2
 expect 2 "make-sft bad format" "$CLLM_BIN" data make-sft --input "$t/corpus" --out "$t/x.jsonl" --format xml
-expect 1 "missing input" "$CLLM_BIN" data make-mc --input "$t/nope" --out "$t/x.jsonl"
+expect 2 "missing input" "$CLLM_BIN" data make-mc --input "$t/nope" --out "$t/x.jsonl"
 expect_err "$t/nope: No such file or directory" "$CLLM_BIN" data make-mc --input "$t/nope" --out "$t/x.jsonl"
 # too few documents for the items asked: exit 2 with the counts, nothing written
 expect 2 "too many items" "$CLLM_BIN" data make-mc --input "$t/corpus" --doc-separator % --out "$t/x.jsonl" --n 50

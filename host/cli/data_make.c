@@ -1,184 +1,93 @@
 /* cllm data make-mc / make-sft: read documents from files and directories, build the
  * benchmark or the chat set (cllm/datasets.h), write them atomically. */
 #include "args.h"
+#include "cllm/data.h"
 #include "cllm/datasets.h"
 #include "cllm/util.h"
 #include "data_commands.h"
 #include "eval_internal.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* ---- documents from files ---------------------------------------------------------------- */
 
-/* Files and directories (recursively, in name order, names starting with '.' skipped) read
- * into documents: a line equal to the separator ends a document; without a separator each
- * file is one. Binary files (a NUL byte in the first 64 KiB, e.g. fortune's .dat indexes) and
- * files met twice (symlinks such as fortune's *.u8) are skipped. */
+/* The documents of the --input paths, read with the data module's corpus reader (cllm/data.h:
+ * directories recursively in name order, binary files such as fortune's .dat indexes and
+ * files met twice such as its .u8 links skipped, *.jsonl read as JSONL with a "text" key),
+ * each copied and checked to be UTF-8. */
 typedef struct {
-    char **bufs; /* file contents, NUL-terminated */
-    char **paths;
-    int n_files, cap_files;
     cllm_text_doc *docs;
-    int n_docs, cap_docs;
-    dev_t *dev;
-    ino_t *ino;
-    int n_seen, cap_seen;
-    int n_binary, n_same;
+    int n_docs, cap;
+    char **paths; /* distinct source paths, owned */
+    int n_paths;
+    cllm_reader_stats stats;
 } corpus;
 
 static void corpus_free(corpus *c) {
-    for (int i = 0; i < c->n_files; i++) free(c->bufs[i]), free(c->paths[i]);
-    free(c->bufs);
-    free(c->paths);
+    for (int i = 0; i < c->n_docs; i++) free((char *)c->docs[i].text);
+    for (int i = 0; i < c->n_paths; i++) free(c->paths[i]);
     free(c->docs);
-    free(c->dev);
-    free(c->ino);
+    free(c->paths);
     memset(c, 0, sizeof *c);
 }
 
-static bool grow(void **p, int *cap, int need, size_t size) {
-    if (need <= *cap) return true;
-    int n = *cap ? *cap * 2 : 64;
-    while (n < need) n *= 2;
-    void *q = realloc(*p, (size_t)n * size);
-    if (!q) return false;
-    *p = q;
-    *cap = n;
-    return true;
-}
-
-static cllm_status add_doc(corpus *c, const char *text, size_t len, const char *path, long line) {
-    if (!grow((void **)&c->docs, &c->cap_docs, c->n_docs + 1, sizeof *c->docs))
-        return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
-    c->docs[c->n_docs++] = (cllm_text_doc){text, len, path, line};
-    return CLLM_OK;
-}
-
-static cllm_status add_file(corpus *c, const char *path, const struct stat *sb, const char *sep) {
-    for (int i = 0; i < c->n_seen; i++)
-        if (c->dev[i] == sb->st_dev && c->ino[i] == sb->st_ino) {
-            c->n_same++;
-            return CLLM_OK;
-        }
-    int cap = c->cap_seen;
-    if (!grow((void **)&c->dev, &cap, c->n_seen + 1, sizeof *c->dev) ||
-        !grow((void **)&c->ino, &c->cap_seen, c->n_seen + 1, sizeof *c->ino))
-        return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
-    c->dev[c->n_seen] = sb->st_dev;
-    c->ino[c->n_seen++] = sb->st_ino;
-    char *data = NULL;
-    size_t len = 0;
-    cllm_status st = cllm_read_file(path, &data, &len);
-    if (st != CLLM_OK) return st;
-    if (memchr(data, 0, len < 65536 ? len : 65536)) {
-        c->n_binary++;
-        free(data);
-        return CLLM_OK;
-    }
-    cap = c->cap_files;
-    if (!grow((void **)&c->bufs, &cap, c->n_files + 1, sizeof *c->bufs) ||
-        !grow((void **)&c->paths, &c->cap_files, c->n_files + 1, sizeof *c->paths)) {
-        free(data);
-        return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
-    }
-    char *p = strdup(path);
-    if (!p) {
-        free(data);
-        return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
-    }
-    c->bufs[c->n_files] = data;
-    c->paths[c->n_files++] = p;
-    /* Valid UTF-8, or an error naming the line. */
+static cllm_status corpus_add(corpus *c, const cllm_doc *d) {
     size_t bad;
-    if (!ev_utf8_valid(data, len, &bad)) {
-        long bad_line = 1;
-        for (size_t i = 0; i < bad; i++) bad_line += data[i] == '\n';
-        return cllm_fail(CLLM_ERR_FORMAT, "%s:%ld: not valid UTF-8 text", path, bad_line);
+    if (!ev_utf8_valid(d->text, d->len, &bad)) {
+        uint64_t line = d->line;
+        for (size_t i = 0; i < bad; i++) line += d->text[i] == '\n';
+        return cllm_fail(CLLM_ERR_FORMAT, "%s:%llu: not valid UTF-8 text", d->path,
+                         (unsigned long long)line);
     }
-    long line;
-    if (!sep) return add_doc(c, data, len, p, 1);
-    size_t sl = strlen(sep), start = 0;
-    long start_line = 1;
-    line = 1;
-    for (size_t i = 0; i <= len;) {
-        const char *nl = i < len ? memchr(data + i, '\n', len - i) : NULL;
-        size_t end = nl ? (size_t)(nl - data) : len, n = end - i;
-        if (n && data[end - 1] == '\r') n--;
-        if (n == sl && !memcmp(data + i, sep, sl)) {
-            if (i > start) CLLM_TRY(add_doc(c, data + start, i - start, p, start_line));
-            start = nl ? end + 1 : len;
-            start_line = line + 1;
-        }
-        if (!nl) break;
-        i = end + 1;
-        line++;
+    if (c->n_docs == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 1024;
+        cllm_text_doc *p = realloc(c->docs, (size_t)cap * sizeof *p);
+        char **q = realloc(c->paths, (size_t)cap * sizeof *q);
+        if (p) c->docs = p;
+        if (q) c->paths = q;
+        if (!p || !q) return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
+        c->cap = cap;
     }
-    if (start < len) CLLM_TRY(add_doc(c, data + start, len - start, p, start_line));
+    if (!c->n_paths || strcmp(c->paths[c->n_paths - 1], d->path)) {
+        char *p = strdup(d->path);
+        if (!p) return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
+        c->paths[c->n_paths++] = p;
+    }
+    char *t = malloc(d->len + 1);
+    if (!t) return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
+    memcpy(t, d->text, d->len);
+    t[d->len] = 0;
+    c->docs[c->n_docs++] = (cllm_text_doc){t, d->len, c->paths[c->n_paths - 1], (long)d->line};
     return CLLM_OK;
-fail:
-    return st;
-}
-
-static int cmp_name(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static cllm_status add_path(corpus *c, const char *path, const char *sep, int depth) {
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return cllm_fail(CLLM_ERR_IO, "%s: %s", path, strerror(errno));
-    if (S_ISREG(sb.st_mode)) return add_file(c, path, &sb, sep);
-    if (!S_ISDIR(sb.st_mode))
-        return cllm_fail(CLLM_ERR_IO, "%s: not a file or directory", path);
-    if (depth > 64) return cllm_fail(CLLM_ERR_IO, "%s: directories nested too deeply", path);
-    DIR *d = opendir(path);
-    if (!d) return cllm_fail(CLLM_ERR_IO, "%s: %s", path, strerror(errno));
-    char **names = NULL;
-    int n = 0, cap = 0;
-    cllm_status st = CLLM_OK;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char *s = strdup(e->d_name);
-        if (!s || !grow((void **)&names, &cap, n + 1, sizeof *names)) {
-            free(s);
-            st = cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
-            break;
-        }
-        names[n++] = s;
-    }
-    closedir(d);
-    if (names) qsort(names, (size_t)n, sizeof *names, cmp_name);
-    for (int i = 0; i < n && st == CLLM_OK; i++) {
-        char *full = cllm_path_join(path, names[i]);
-        st = full ? add_path(c, full, sep, depth + 1) : CLLM_ERR_NOMEM;
-        free(full);
-    }
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
-    return st;
 }
 
 static cllm_status read_corpus(corpus *c, const cli_strlist *inputs, const char *sep) {
     memset(c, 0, sizeof *c);
-    for (int i = 0; i < inputs->n; i++) {
-        cllm_status st = add_path(c, inputs->items[i], sep, 0);
-        if (st != CLLM_OK) {
-            corpus_free(c);
-            return st;
-        }
+    cllm_reader_opts ro = cllm_reader_opts_default();
+    ro.doc_separator = sep;
+    cllm_reader *r = NULL;
+    cllm_status st = cllm_reader_init(&r, inputs->items, inputs->n, &ro);
+    while (st == CLLM_OK) {
+        cllm_doc d;
+        st = cllm_reader_next(r, &d);
+        if (st != CLLM_OK || !d.text) break;
+        st = corpus_add(c, &d);
     }
-    if (c->n_docs == 0) {
-        corpus_free(c);
-        return cllm_fail(CLLM_ERR_FORMAT, "no documents in the --input paths (binary files "
-                         "and repeated files are skipped)");
-    }
-    return CLLM_OK;
+    if (r) c->stats = *cllm_reader_get_stats(r);
+    cllm_reader_free(r);
+    if (st == CLLM_OK && c->n_docs == 0)
+        st = cllm_fail(CLLM_ERR_FORMAT, "no documents in the --input paths (binary files and "
+                       "repeated files are skipped)");
+    if (st != CLLM_OK) corpus_free(c);
+    return st;
+}
+
+static void print_read(const corpus *c) {
+    printf("read %d documents from %llu files (%llu binary and %llu repeated files skipped)",
+           c->n_docs, (unsigned long long)c->stats.files,
+           (unsigned long long)c->stats.files_binary, (unsigned long long)c->stats.files_same);
 }
 
 /* cli_parse, then the positional arguments join --input, which must not end up empty.
@@ -228,6 +137,9 @@ int cmd_data_make_mc(int argc, char **argv) {
         {"neighbours", 0, CLI_INT, &o.neighbours, "M",
          "wrong choices come from the M documents whose continuations are nearest in length",
          .lo = 1, .hi = 1e9},
+        {"near-dup", 0, CLI_DOUBLE, &o.near_dup, "J",
+         "drop documents whose word-shingle Jaccard similarity with an earlier one is >= J "
+         "(0: exact copies only)", .lo = 0, .hi = 1},
         {"rest", 0, CLI_STR, &rest, "FILE",
          "also write the documents the benchmark does not use (safe to train on), separated by "
          "--doc-separator lines (% if none)"},
@@ -239,11 +151,12 @@ int cmd_data_make_mc(int argc, char **argv) {
         "--context-frac of its length; the right choice is the document's next\n"
         "--continuation-words words (or all the rest), the wrong ones are the continuations,\n"
         "cut the same way, of the other documents of the benchmark whose lengths are closest to\n"
-        "it. The right one's position is random; duplicates are dropped. The output is the generic multiple-choice form\n"
-        "{\"context\", \"choices\", \"label\", \"id\"} that `cllm eval --mc FILE` scores like\n"
-        "lm-evaluation-harness: a model that learned the documents' language and topics beats\n"
-        "chance (1/K) clearly; an untrained one does not. The result depends only on the\n"
-        "documents, their order (files in name order) and --seed.",
+        "it. The right one's position is random; duplicates and near-duplicates are dropped.\n"
+        "The output is the generic multiple-choice form {\"context\", \"choices\", \"label\",\n"
+        "\"id\"} that cllm's evaluator scores like lm-evaluation-harness: a model that learned\n"
+        "the documents' language beats chance (1/K) clearly; an untrained one does not. The\n"
+        "result depends only on the documents, their order (files in name order) and --seed.\n"
+        "Files named *.jsonl are read as JSONL documents (their \"text\" key).",
         opts, CLI_COUNT(opts),
         "example:\n"
         "  cllm data make-mc --input /usr/share/games/fortunes --doc-separator % --n 500 \\\n"
@@ -290,8 +203,8 @@ int cmd_data_make_mc(int argc, char **argv) {
         }
     }
     if (st == CLLM_OK) {
-        printf("read %d documents from %d files (%d binary and %d repeated files skipped)\n",
-               c.n_docs, c.n_files, c.n_binary, c.n_same);
+        print_read(&c);
+        printf("\n");
         printf("%d usable (%d..%d characters, a word boundary after >= %d characters and before "
                "%d more words), %d duplicates dropped\n", r.n_usable, o.min_chars, o.max_chars,
                o.min_context_chars, o.continuation_words, r.n_duplicate);
@@ -340,6 +253,9 @@ int cmd_data_make_sft(int argc, char **argv) {
          "at most N documents per category, drawn at random (0: all)", .lo = 0, .hi = 1e9},
         {"min-chars", 0, CLI_INT, &o.min_chars, "N", "skip documents shorter than N characters", .lo = 1, .hi = 1e9},
         {"max-chars", 0, CLI_INT, &o.max_chars, "N", "skip documents longer than N characters (0: no limit)", .lo = 0, .hi = 1e9},
+        {"near-dup", 0, CLI_DOUBLE, &o.near_dup, "J",
+         "drop documents whose word-shingle Jaccard similarity with an earlier one is >= J "
+         "(0: exact copies only)", .lo = 0, .hi = 1},
         {"format", 0, CLI_CHOICE, &format, NULL,
          "{\"messages\": [...]} chat records or {\"prompt\", \"response\"} pairs", .choices = "messages|pairs"},
         {"seed", 0, CLI_I64, &seed, "S", "random seed (same seed and inputs, same files)", .lo = 0, .hi = 9.2e18},
@@ -353,8 +269,9 @@ int cmd_data_make_sft(int argc, char **argv) {
         "-> assistant: a fortune from the file 'computers'. Records carry a \"category\" field\n"
         "too, so a held-out answer can be scored under its own and under another category.\n"
         "Output: one {\"messages\": [{\"role\", \"content\"}, ...], \"category\"} object per line\n"
-        "(or {\"prompt\", \"response\", \"category\"} with --format pairs), shuffled; exact\n"
-        "duplicate documents are dropped. Deterministic for the same inputs and --seed.",
+        "(or {\"prompt\", \"response\", \"category\"} with --format pairs), shuffled;\n"
+        "duplicate and near-duplicate documents are dropped. Deterministic for the same inputs\n"
+        "and --seed.",
         opts, CLI_COUNT(opts),
         "example:\n"
         "  cllm data make-sft --input /usr/share/games/fortunes --doc-separator % \\\n"
@@ -387,9 +304,9 @@ int cmd_data_make_sft(int argc, char **argv) {
     if (st == CLLM_OK) st = cllm_write_file_atomic(out, r.train, r.train_len);
     if (st == CLLM_OK && val_out) st = cllm_write_file_atomic(val_out, r.val, r.val_len);
     if (st == CLLM_OK) {
-        printf("read %d documents from %d files (%d binary and %d repeated files skipped); %d "
-               "outside %d..%d characters, %d duplicates dropped\n", c.n_docs, c.n_files,
-               c.n_binary, c.n_same, r.n_filtered, o.min_chars, o.max_chars, r.n_duplicate);
+        print_read(&c);
+        printf("; %d outside %d..%d characters, %d duplicates dropped\n", r.n_filtered,
+               o.min_chars, o.max_chars, r.n_duplicate);
         printf("%d categories:", r.n_categories);
         for (int k = 0; k < r.n_categories; k++)
             printf(" %s (%d)%s", r.categories[k], r.per_category[k],

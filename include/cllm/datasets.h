@@ -57,22 +57,24 @@ typedef struct {
                              * the whitespace between them); 0 = the whole rest */
     int neighbours;      /* distractors are drawn from the documents whose continuations are
                           * the `neighbours` nearest in length (>= n_choices - 1) */
+    double near_dup;     /* a document whose estimated word-shingle Jaccard similarity with an
+                          * earlier one is >= this is a duplicate (0: exact copies only) */
 } cllm_make_mc_opts;
 
 /* seed 1234, all items, 4 choices, cut at 0.5, 40..1000 characters, context >= 12 characters,
- * 2-word continuations, 12 nearest. */
+ * 2-word continuations, 12 nearest, near-duplicates at Jaccard 0.8. */
 cllm_make_mc_opts cllm_make_mc_opts_default(void);
 
 typedef struct {
     char *jsonl;     /* the items, one JSON object per line (malloc'd) */
     size_t jsonl_len;
     int n_items;
-    bool *used;      /* (n_docs) the document (or the one it repeats exactly) is the source of
-                      * an item or of a distractor: not safe to train on */
+    bool *used;      /* (n_docs) the document (or the one it repeats) is the source of an
+                      * item or of a distractor: not safe to train on */
     int n_docs;
     int n_usable;    /* documents that could be cut (length, a space at a word boundary with
                       * enough context before it and continuation_words words after it) */
-    int n_duplicate; /* documents skipped as exact duplicates of an earlier one */
+    int n_duplicate; /* documents skipped as (near-)duplicates of an earlier one */
 } cllm_make_mc_result;
 
 /* Build the benchmark. Each item: context = the document up to a single space near the cut
@@ -103,11 +105,12 @@ typedef struct {
     int max_per_category;         /* 0 = all */
     int min_chars, max_chars;     /* document length range in characters (max 0 = no limit) */
     double val_fraction;          /* documents per category held out for validation */
+    double near_dup;              /* as in cllm_make_mc_opts (0: exact copies only) */
     cllm_sft_format format;
 } cllm_make_sft_opts;
 
 /* seed 1234, the default templates, no system message, category from the file name, all
- * documents of 1..1000 characters, no validation split, messages format. */
+ * documents of 1..1000 characters, near-duplicates at 0.8, no validation split, messages. */
 cllm_make_sft_opts cllm_make_sft_opts_default(void);
 
 /* The default user requests ("Tell me a fortune about {category}." and three more). */
@@ -123,7 +126,7 @@ typedef struct {
     int n_categories;
     char **categories; /* (n_categories) the category names, sorted */
     int *per_category; /* (n_categories) documents used per category */
-    int n_duplicate;   /* exact duplicates skipped */
+    int n_duplicate;   /* (near-)duplicates skipped */
     int n_filtered;    /* outside the length range */
 } cllm_make_sft_result;
 
