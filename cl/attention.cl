@@ -4,7 +4,7 @@
  * and apply the causal softmax.
  *
  * Shapes: qkv (B, T, 3, NH, hs) = (B, T, 3C), the fused projection's output
- *         qkvr (3, B, NH, T, hs), per-head q, k, v
+ *         q, k, v per head (B NH, T, hs) (k, v: (B NH, Tmax, hs) with a key/value cache)
  *         preatt/att/datt (B, NH, T, T), rows r = (b NH + h) T + t
  */
 
@@ -83,20 +83,26 @@ static void copy_segment(__global float *dst, __global const float *src, uint n)
         store16(load16(src + k, n - k), dst + k, n - k);
 }
 
-/* qkvr[s, b, h, t, :] = qkv[b, t, s, h, :] (split = 1), or the inverse qkv = qkvr (split = 0,
- * for the gradients). Work-item (t, z) copies one head's hs floats, z = (s B + b) NH + h. */
-__kernel void attention_qkv_permute(__global float *qkv, const uint qkv_off, __global float *qkvr,
-                                    const uint qkvr_off, const uint B, const uint T, const uint NH,
-                                    const uint hs, const uint split) {
+/* Between the fused projection qkv (B, n, 3, NH, hs) and per-head matrices: q (B NH, n, hs), and
+ * k, v (B NH, Tmax, hs) whose rows pos .. pos + n - 1 are these n positions (a key/value cache;
+ * in training Tmax = n and pos = 0). split = 1 copies qkv into q, k, v; split = 0 copies back
+ * (the gradients). Work-item (t, z) copies one head's hs floats, z = (s B + b) NH + h. */
+__kernel void attention_qkv_permute(__global float *qkv, const uint qkv_off, __global float *q,
+                                    const uint q_off, __global float *k, const uint k_off,
+                                    __global float *v, const uint v_off, const uint B, const uint n,
+                                    const uint NH, const uint hs, const uint Tmax, const uint pos,
+                                    const uint split) {
     const uint t = get_global_id(0), z = get_global_id(1);
-    if (t >= T || z >= 3 * B * NH) return;
-    const uint h = z % NH, b = (z / NH) % B, s = z / (NH * B), C = NH * hs;
-    __global float *r = qkvr + qkvr_off + (z * T + t) * hs;
-    __global float *q = qkv + qkv_off + ((b * T + t) * 3 + s) * C + h * hs;
+    if (t >= n || z >= 3 * B * NH) return;
+    const uint bh = z % (B * NH), s = z / (B * NH), b = bh / NH, h = bh % NH, C = NH * hs;
+    __global float *r = s == 0   ? q + q_off + (bh * n + t) * hs
+                        : s == 1 ? k + k_off + (bh * Tmax + pos + t) * hs
+                                 : v + v_off + (bh * Tmax + pos + t) * hs;
+    __global float *x = qkv + qkv_off + ((b * n + t) * 3 + s) * C + h * hs;
     if (split)
-        copy_segment(r, q, hs);
+        copy_segment(r, x, hs);
     else
-        copy_segment(q, r, hs);
+        copy_segment(x, r, hs);
 }
 
 /* out (A, Y, X, Z) = inp (A, X, Y, Z): swaps the two middle axes, e.g. heads to rows,
@@ -110,16 +116,18 @@ __kernel void attention_swap_middle(__global float *out, const uint out_off,
     copy_segment(out + out_off + (ay * X + x) * Z, inp + inp_off + ((a * X + x) * Y + y) * Z, Z);
 }
 
-/* att[r, j] = softmax_j(preatt[r, j]) over j <= t (r's position), 0 for j > t. preatt is
- * already scaled by 1/sqrt(hs). One work-group per row r; att may be the same view as preatt
- * (each work-item rewrites only the elements it reads last). */
+/* att[r, j] = softmax_j(preatt[r, j]) over the keys j <= t, 0 for j > t, where row r is query
+ * i = r % Tq at position t = pos + i and rows hold Tk keys (training: Tq = Tk = T, pos = 0).
+ * preatt is already scaled by 1/sqrt(hs). One work-group per row; att may be the same view as
+ * preatt (each work-item rewrites only the elements it reads last). */
 __kernel void attention_softmax_forward(__global float *att, const uint att_off,
                                         __global const float *preatt, const uint preatt_off,
-                                        const uint T, __local float *scratch) {
+                                        const uint Tq, const uint Tk, const uint pos,
+                                        __local float *scratch) {
     const uint row = get_group_id(0);
-    const uint t = row % T, n = t + 1;
-    __global const float *x = preatt + preatt_off + row * T;
-    __global float *y = att + att_off + row * T;
+    const uint t = pos + row % Tq, n = t + 1;
+    __global const float *x = preatt + preatt_off + row * Tk;
+    __global float *y = att + att_off + row * Tk;
     float16 m16 = (float16)(-INFINITY);
     VEC_LOOP(j, n) m16 = fmax(m16, vload16(0, x + j));
     float mx = hmax16(m16);
@@ -131,11 +139,11 @@ __kernel void attention_softmax_forward(__global float *att, const uint att_off,
     TAIL_LOOP(j, n) s += exp(x[j] - mx);
     const float inv = 1.0f / wg_sum(s, scratch);
     const int16 lane = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    VEC_LOOP(j, T) {
+    VEC_LOOP(j, Tk) {
         const float16 e = exp(vload16(0, x + j) - mx) * inv;
         vstore16(select((float16)(0.0f), e, lane + (int)j <= (int)t), 0, y + j);
     }
-    TAIL_LOOP(j, T) y[j] = j <= t ? exp(x[j] - mx) * inv : 0.0f;
+    TAIL_LOOP(j, Tk) y[j] = j <= t ? exp(x[j] - mx) * inv : 0.0f;
 }
 
 /* dpreatt[r, j] = att[r, j] (datt[r, j] - sum_k att[r, k] datt[r, k]): the gradient w.r.t. the

@@ -27,16 +27,16 @@ static void store16(float16 v, __global float *p, uint cnt) {
         p[k] = t[k];
 }
 
-/* out[bt, c] = wte[tok[bt], c] + wpe[bt % T, c]; global id 1 = bt. */
+/* out[bt, c] = wte[tok[bt], c] + wpe[pos + bt % T, c]; global id 1 = bt. */
 __kernel void encoder_forward(__global float *out, const uint out_off, __global const uint *tok,
                               const uint tok_off, __global const float *wte, const uint wte_off,
                               __global const float *wpe, const uint wpe_off, const uint BT,
-                              const uint T, const uint C) {
+                              const uint T, const uint C, const uint pos) {
     const uint c = get_global_id(0) * 16, bt = get_global_id(1);
     if (c >= C || bt >= BT) return;
     const uint cnt = C - c;
     store16(load16(wte + wte_off + tok[tok_off + bt] * C + c, cnt) +
-                load16(wpe + wpe_off + (bt % T) * C + c, cnt),
+                load16(wpe + wpe_off + (pos + bt % T) * C + c, cnt),
             out + out_off + bt * C + c, cnt);
 }
 

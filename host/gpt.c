@@ -25,7 +25,7 @@ typedef struct {
     size_t encoded;                 /* (B*T, C) */
     size_t ln1, ln1_mean, ln1_rstd; /* L (B*T, C), L (B*T), L (B*T) */
     size_t qkvr;                    /* L (3, B, NH, T, hs) */
-    size_t att;                     /* L (B, NH, T, T) */
+    size_t att;                     /* L (B, NH, T, T); per layer also with keep_attention */
     size_t atty;                    /* L (B*T, C) attention output, heads concatenated */
     size_t res2;                    /* L (B*T, C) residual after attention */
     size_t ln2, ln2_mean, ln2_rstd; /* L */
@@ -37,6 +37,7 @@ typedef struct {
     size_t logits;                  /* (B*T, Vp); dlogits in place after the backward */
     size_t losses, lse;             /* (B*T) */
     size_t loss;                    /* (1) */
+    size_t kcache, vcache;          /* with kv_cache: L (B*NH, maxT, hs) each */
     /* training only: backward scratch */
     size_t dres;   /* (B*T, C) gradient of the residual stream */
     size_t dc;     /* (B*T, C) */
@@ -49,7 +50,7 @@ typedef struct {
     size_t norm;   /* (CLLM_OPS_NORM_SCRATCH) */
     size_t total;
     /* strides of the per-layer tensors (0 without training: shared by all layers) */
-    size_t s_bt, s_btc, s_bt4c, s_qkvr, s_att;
+    size_t s_bt, s_btc, s_bt4c, s_qkvr, s_att, s_kv;
 } act_layout;
 
 struct cllm_gpt {
@@ -62,12 +63,14 @@ struct cllm_gpt {
     cl_mem params, grads, mom, var, acts;
     /* the last forward */
     int B, T;
-    int n_valid;          /* targets not ignored */
-    bool have_forward;    /* a forward has run */
-    bool have_targets;    /* ... with targets: losses exist */
-    bool logits_valid;    /* the logits are still there (a backward turns them into dlogits) */
-    uint32_t *staging;    /* (2, max B*T) host copy of inputs and targets being uploaded */
-    cl_event upload_done; /* the last upload from staging */
+    int n_valid;            /* targets not ignored */
+    bool have_forward;      /* a forward has run */
+    bool have_targets;      /* ... with targets: losses exist */
+    bool logits_valid;      /* the logits are still there (a backward turns them into dlogits) */
+    int att_rows, att_cols; /* the softmax of the last forward: (B*NH, att_rows, att_cols) */
+    int cache_len, cache_B; /* positions the key/value cache holds, for a batch of cache_B */
+    uint32_t *staging;      /* (2, max B*T) host copy of inputs and targets being uploaded */
+    cl_event upload_done;   /* the last upload from staging */
 };
 
 /* ---------------------------------------------------------------- sizes */
@@ -81,6 +84,7 @@ static void act_layout_compute(const cllm_gpt_config *cfg, const cllm_gpt_opts *
                  NH = (size_t)cfg->n_head, T = (size_t)o->max_seq,
                  Vp = (size_t)cllm_gpt_padded_vocab(cfg);
     const size_t L = o->training ? (size_t)cfg->n_layer : 1;
+    const size_t Latt = o->training || o->keep_attention ? (size_t)cfg->n_layer : 1;
     const size_t natt = (size_t)o->max_batch * NH * T * T;
     size_t off = 0;
 #define TAKE(field, n)                                                                             \
@@ -96,7 +100,7 @@ static void act_layout_compute(const cllm_gpt_config *cfg, const cllm_gpt_opts *
     TAKE(ln1_mean, L * BT);
     TAKE(ln1_rstd, L * BT);
     TAKE(qkvr, L * 3 * BT * C);
-    TAKE(att, L * natt);
+    TAKE(att, Latt * natt);
     TAKE(atty, L * BT * C);
     TAKE(res2, L * BT * C);
     TAKE(ln2, L * BT * C);
@@ -114,6 +118,11 @@ static void act_layout_compute(const cllm_gpt_config *cfg, const cllm_gpt_opts *
     TAKE(losses, BT);
     TAKE(lse, BT);
     TAKE(loss, 1);
+    if (o->kv_cache) {
+        TAKE(kcache, (size_t)cfg->n_layer * BT * C);
+        TAKE(vcache, (size_t)cfg->n_layer * BT * C);
+        a->s_kv = BT * C;
+    }
     if (o->training) {
         TAKE(dres, BT * C);
         TAKE(dc, BT * C);
@@ -132,8 +141,8 @@ static void act_layout_compute(const cllm_gpt_config *cfg, const cllm_gpt_opts *
         a->s_btc = BT * C;
         a->s_bt4c = BT * 4 * C;
         a->s_qkvr = 3 * BT * C;
-        a->s_att = natt;
     }
+    if (Latt > 1) a->s_att = natt;
 }
 
 size_t cllm_gpt_memory_required(const cllm_gpt_config *cfg, const cllm_gpt_opts *opts) {
@@ -377,6 +386,16 @@ static cllm_view A(const cllm_gpt *m, size_t off) {
     return (cllm_view){m->acts, off};
 }
 
+/* Layer l's attention tensors for a forward over B x T without a cache: q, k, v in its qkvr
+ * (3, B*NH, T, hs), the softmax in its att. */
+static cllm_attention_acts layer_attention(const cllm_gpt *m, int l, int B, int T) {
+    const act_layout *a = &m->act;
+    size_t part = (size_t)B * T * m->cfg.n_embd, q = a->qkvr + l * a->s_qkvr;
+    cllm_attention_acts at = {
+        A(m, q), A(m, q + part), A(m, q + 2 * part), A(m, a->att + l * a->s_att), A(m, a->y), T, 0};
+    return at;
+}
+
 /* Copy inputs (and targets) into the staging area and enqueue a non-blocking upload: the host
  * waits only for the previous upload from the same area, never for the device's compute. */
 static cllm_status upload_ids(cllm_gpt *m, const uint32_t *inputs, const uint32_t *targets,
@@ -419,29 +438,21 @@ static cllm_status check_ids(const cllm_gpt *m, const uint32_t *ids, size_t n, i
     return CLLM_OK;
 }
 
-cllm_status cllm_gpt_forward(cllm_gpt *m, const uint32_t *inputs, const uint32_t *targets, int B,
-                             int T) {
+/* The forward pass over tokens already uploaded: B sequences of n positions starting at `pos`.
+ * Without `cached`, attention sees just these positions (pos = 0, every layer keeps q, k, v for
+ * the backward); with it, keys and values go to and come from the key/value cache. */
+static cllm_status forward_body(cllm_gpt *m, int B, int n, int pos, bool cached, bool targets,
+                                int n_valid) {
     cllm_runtime *rt = m->rt;
     const cllm_gpt_config *c = &m->cfg;
     const int C = c->n_embd, L = c->n_layer, NH = c->n_head, V = c->vocab_size, Vp = m->Vp;
-    if (B < 1 || B > m->opts.max_batch || T < 1 || T > m->opts.max_seq)
-        return cllm_fail(CLLM_ERR_USAGE,
-                         "forward over batch %d x sequence %d: the model was created for at most "
-                         "%d x %d",
-                         B, T, m->opts.max_batch, m->opts.max_seq);
-    const size_t BT = (size_t)B * T;
-    int n_valid = 0;
-    cllm_status st = check_ids(m, inputs, BT, T, "inputs", false, NULL);
-    if (st == CLLM_OK && targets) st = check_ids(m, targets, BT, T, "targets", true, &n_valid);
-    if (st != CLLM_OK) return st;
-    m->have_forward = m->have_targets = m->logits_valid = false;
-    CLLM_TRY(upload_ids(m, inputs, targets, BT));
-
     const act_layout *a = &m->act;
-    const int N = (int)BT;
-    CLLM_TRY(cllm_op_encoder_forward(rt, A(m, a->encoded), A(m, a->tokens), P(m, CLLM_P_WTE, 0),
-                                     P(m, CLLM_P_WPE, 0), B, T, C));
+    const int N = B * n;
     const cllm_view none = {NULL, 0};
+    cllm_status st = CLLM_OK;
+    m->have_forward = m->have_targets = m->logits_valid = false;
+    CLLM_TRY(cllm_op_encoder_forward(rt, A(m, a->encoded), A(m, a->tokens), P(m, CLLM_P_WTE, 0),
+                                     P(m, CLLM_P_WPE, 0), B, n, C, pos));
     for (int l = 0; l < L; l++) {
         const size_t lc = (size_t)l * C, l3 = lc * 3, l4 = lc * 4;
         cllm_view residual = l == 0 ? A(m, a->encoded) : A(m, a->res3 + (size_t)(l - 1) * a->s_btc);
@@ -451,21 +462,26 @@ cllm_status cllm_gpt_forward(cllm_gpt *m, const uint32_t *inputs, const uint32_t
                   ln2_mean = A(m, a->ln2_mean + l * a->s_bt),
                   ln2_rstd = A(m, a->ln2_rstd + l * a->s_bt), fch = A(m, a->fch + l * a->s_bt4c),
                   fch_gelu = A(m, a->fch_gelu + l * a->s_bt4c), res3 = A(m, a->res3 + l * a->s_btc);
-        cllm_attention_acts at = {A(m, a->qkvr + l * a->s_qkvr), A(m, a->att + l * a->s_att),
-                                  A(m, a->y)};
+        cllm_attention_acts at = layer_attention(m, l, B, n);
+        if (cached) {
+            at.k = A(m, a->kcache + l * a->s_kv);
+            at.v = A(m, a->vcache + l * a->s_kv);
+            at.Tmax = m->opts.max_seq;
+            at.pos = pos;
+        }
         CLLM_TRY(cllm_op_layernorm_forward(rt, ln1, ln1_mean, ln1_rstd, residual,
                                            P(m, CLLM_P_LN1W, lc), P(m, CLLM_P_LN1B, lc), N, C,
                                            c->layer_norm_epsilon));
         CLLM_TRY(cllm_op_linear_forward(rt, A(m, a->qkv), none, ln1, P(m, CLLM_P_QKVW, l3 * C),
                                         P(m, CLLM_P_QKVB, l3), N, C, 3 * C));
-        CLLM_TRY(cllm_op_attention_forward(rt, atty, at, A(m, a->qkv), B, T, C, NH));
+        CLLM_TRY(cllm_op_attention_forward(rt, atty, at, A(m, a->qkv), B, n, C, NH));
         CLLM_TRY(cllm_op_linear_forward(rt, res2, residual, atty, P(m, CLLM_P_ATTPROJW, lc * C),
                                         P(m, CLLM_P_ATTPROJB, lc), N, C, C));
         CLLM_TRY(cllm_op_layernorm_forward(rt, ln2, ln2_mean, ln2_rstd, res2, P(m, CLLM_P_LN2W, lc),
                                            P(m, CLLM_P_LN2B, lc), N, C, c->layer_norm_epsilon));
         CLLM_TRY(cllm_op_linear_forward(rt, fch, none, ln2, P(m, CLLM_P_FCW, l4 * C),
                                         P(m, CLLM_P_FCB, l4), N, C, 4 * C));
-        CLLM_TRY(cllm_op_gelu_forward(rt, fch_gelu, fch, BT * 4 * C));
+        CLLM_TRY(cllm_op_gelu_forward(rt, fch_gelu, fch, (size_t)N * 4 * C));
         /* Without training res3 is a single buffer that also holds this layer's input: the
          * residual is read into res2 above, so overwriting it here is safe. */
         CLLM_TRY(cllm_op_linear_forward(rt, res3, res2, fch_gelu, P(m, CLLM_P_FCPROJW, l4 * C),
@@ -475,7 +491,7 @@ cllm_status cllm_gpt_forward(cllm_gpt *m, const uint32_t *inputs, const uint32_t
     CLLM_TRY(cllm_op_layernorm_forward(rt, A(m, a->lnf), A(m, a->lnf_mean), A(m, a->lnf_rstd), last,
                                        P(m, CLLM_P_LNFW, 0), P(m, CLLM_P_LNFB, 0), N, C,
                                        c->layer_norm_epsilon));
-    /* logits (BT, Vp) = lnf (BT, C) @ wte^T: the LM head tied to the token embedding */
+    /* logits (N, Vp) = lnf (N, C) @ wte^T: the LM head tied to the token embedding */
     CLLM_TRY(cllm_op_linear_forward(rt, A(m, a->logits), none, A(m, a->lnf), P(m, CLLM_P_WTE, 0),
                                     none, N, C, Vp));
     if (targets)
@@ -483,14 +499,73 @@ cllm_status cllm_gpt_forward(cllm_gpt *m, const uint32_t *inputs, const uint32_t
                                               A(m, a->logits), A(m, a->targets), N, V, Vp,
                                               n_valid));
     m->B = B;
-    m->T = T;
+    m->T = n;
     m->n_valid = n_valid;
+    m->att_rows = n;
+    m->att_cols = pos + n;
     m->have_forward = true;
-    m->have_targets = targets != NULL;
+    m->have_targets = targets;
     m->logits_valid = true;
-    return CLLM_OK;
 fail:
     return st;
+}
+
+cllm_status cllm_gpt_forward(cllm_gpt *m, const uint32_t *inputs, const uint32_t *targets, int B,
+                             int T) {
+    if (B < 1 || B > m->opts.max_batch || T < 1 || T > m->opts.max_seq)
+        return cllm_fail(CLLM_ERR_USAGE,
+                         "forward over batch %d x sequence %d: the model was created for at most "
+                         "%d x %d",
+                         B, T, m->opts.max_batch, m->opts.max_seq);
+    const size_t BT = (size_t)B * T;
+    int n_valid = 0;
+    cllm_status st = check_ids(m, inputs, BT, T, "inputs", false, NULL);
+    if (st == CLLM_OK && targets) st = check_ids(m, targets, BT, T, "targets", true, &n_valid);
+    if (st == CLLM_OK) st = upload_ids(m, inputs, targets, BT);
+    if (st == CLLM_OK) st = forward_body(m, B, T, 0, false, targets != NULL, n_valid);
+    return st;
+}
+
+cllm_status cllm_gpt_forward_cached(cllm_gpt *m, const uint32_t *tokens, int B, int n, int pos) {
+    if (!m->opts.kv_cache)
+        return cllm_fail(CLLM_ERR_STATE, "cached forward: the model was created without a "
+                                         "key/value cache (opts.kv_cache)");
+    if (B < 1 || B > m->opts.max_batch || n < 1 || pos < 0 || pos + n > m->opts.max_seq)
+        return cllm_fail(CLLM_ERR_USAGE,
+                         "cached forward of batch %d x %d positions from position %d: the model "
+                         "holds at most batch %d x %d positions",
+                         B, n, pos, m->opts.max_batch, m->opts.max_seq);
+    if (pos > m->cache_len || (pos > 0 && B != m->cache_B))
+        return cllm_fail(CLLM_ERR_STATE,
+                         "cached forward from position %d for batch %d: the cache holds %d "
+                         "positions for batch %d",
+                         pos, B, m->cache_len, m->cache_B);
+    cllm_status st = check_ids(m, tokens, (size_t)B * n, n, "tokens", false, NULL);
+    if (st == CLLM_OK) st = upload_ids(m, tokens, NULL, (size_t)B * n);
+    if (st == CLLM_OK) st = forward_body(m, B, n, pos, true, false, 0);
+    /* On failure the cache may hold part of this call: only what came before is trusted. */
+    m->cache_B = B;
+    m->cache_len = st == CLLM_OK ? pos + n : pos;
+    return st;
+}
+
+cllm_status cllm_gpt_get_attention(cllm_gpt *m, int layer, int b, int h, float *att) {
+    if (!m->have_forward) return cllm_fail(CLLM_ERR_STATE, "no attention: no forward pass has run");
+    const int L = m->cfg.n_layer;
+    if (layer < 0 || layer >= L || b < 0 || b >= m->B || h < 0 || h >= m->cfg.n_head)
+        return cllm_fail(CLLM_ERR_USAGE,
+                         "attention of layer %d, batch row %d, head %d: the model has %d layers "
+                         "and %d heads, the last forward %d rows",
+                         layer, b, h, L, m->cfg.n_head, m->B);
+    if (m->act.s_att == 0 && layer != L - 1)
+        return cllm_fail(CLLM_ERR_STATE,
+                         "attention of layer %d: only the last layer's is kept (create the model "
+                         "with keep_attention or training)",
+                         layer);
+    size_t block = (size_t)m->att_rows * m->att_cols;
+    size_t off =
+        m->act.att + (size_t)layer * m->act.s_att + ((size_t)b * m->cfg.n_head + h) * block;
+    return cllm_rt_read(m->rt, m->acts, off * sizeof(float), att, block * sizeof(float));
 }
 
 cllm_status cllm_gpt_get_loss(cllm_gpt *m, float *loss) {
@@ -564,8 +639,7 @@ cllm_status cllm_gpt_backward(cllm_gpt *m, float scale) {
                   ln2_mean = A(m, a->ln2_mean + l * a->s_bt),
                   ln2_rstd = A(m, a->ln2_rstd + l * a->s_bt), fch = A(m, a->fch + l * a->s_bt4c),
                   fch_gelu = A(m, a->fch_gelu + l * a->s_bt4c);
-        cllm_attention_acts at = {A(m, a->qkvr + l * a->s_qkvr), A(m, a->att + l * a->s_att),
-                                  A(m, a->y)};
+        cllm_attention_acts at = layer_attention(m, l, B, T);
         cllm_attention_grads ag = {A(m, a->dqkvr), A(m, a->datt), A(m, a->dy)};
         /* dres holds d(res3): the MLP branch, then its LayerNorm adds into dres = d(res2) */
         CLLM_TRY(cllm_op_linear_backward(rt, d4c, G(m, CLLM_P_FCPROJW, l4 * C),

@@ -49,7 +49,7 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int B, int T, int C, int V
            dwte_d = dev_upload(rt, f_gwte, VC, 5), dwpe_d = dev_upload(rt, f_gwpe, PC, 6),
            tok = dev_upload(rt, (const float *)c.tok, N, 7); /* 4-byte ids, like the arena */
     CHECK_OK(cllm_op_encoder_forward(rt, (cllm_view){out, 3}, (cllm_view){tok, 7},
-                                     (cllm_view){wte, 1}, (cllm_view){wpe, 2}, B, T, C));
+                                     (cllm_view){wte, 1}, (cllm_view){wpe, 2}, B, T, C, 0));
     CHECK_OK(cllm_op_encoder_backward(rt, (cllm_view){dwte_d, 5}, (cllm_view){dwpe_d, 6},
                                       (cllm_view){dout, 4}, (cllm_view){tok, 7}, B, T, C));
     float *got = malloc((NC + VC + PC) * sizeof(float)),
@@ -57,6 +57,16 @@ static void run_case(cllm_runtime *rt, test_rng *rng, int B, int T, int C, int V
     dev_download(rt, got, out, NC, 3);
     ref_to_float(ref, c.out, NC);
     CHECK_ALLCLOSE("encoder forward", got, ref, NC, 1e-6, 1e-6);
+    /* positions shifted (as a cached forward does): wpe rows pos .. pos + T - 1 */
+    int pos = maxT - T;
+    double *shifted = ref_alloc(NC);
+    ref_encoder_forward(shifted, c.tok, c.wte, c.wpe + (size_t)pos * C, B, T, C);
+    CHECK_OK(cllm_op_encoder_forward(rt, (cllm_view){out, 3}, (cllm_view){tok, 7},
+                                     (cllm_view){wte, 1}, (cllm_view){wpe, 2}, B, T, C, pos));
+    dev_download(rt, got, out, NC, 3);
+    ref_to_float(ref, shifted, NC);
+    CHECK_ALLCLOSE("encoder forward at an offset", got, ref, NC, 1e-6, 1e-6);
+    free(shifted);
     dev_download(rt, got, dwte_d, VC, 5);
     for (size_t i = 0; i < VC; i++)
         ref[i] = (float)(g_wte[i] + dwte[i]);

@@ -2,7 +2,8 @@
  * backward is first checked by finite differences on the loss: logits, per-token and mean
  * losses (with ignored targets), every parameter gradient, gradient accumulation, clipping, and
  * several AdamW steps; batches smaller than the model's maximum; the model without training;
- * GPT-2 initialisation; and the errors (bad tokens, wrong state, too large for the device).
+ * GPT-2 initialisation; attention capture; generation through the key/value cache; and the
+ * errors (bad tokens, wrong state, too large for the device).
  * Sizes are awkward on purpose: V = 101 (Vp = 128), n_head = 3, T = 9 and 5.
  */
 #include "ref_gpt.h"
@@ -253,13 +254,20 @@ int main(void) {
 
     /* 8. Without training: the same logits and losses; no gradients. */
     cllm_gpt *mi = NULL;
-    cllm_gpt_opts io = {.max_batch = B, .max_seq = T, .training = false};
+    cllm_gpt_opts io = {.max_batch = B, .max_seq = T, .training = false, .keep_attention = true};
     CHECK_OK(cllm_gpt_init(&mi, rt, &CFG, &io));
     if (mi) {
         ref_to_float(fp, p, P);
         CHECK_OK(cllm_gpt_set_params(mi, fp));
         compare_forward(mi, &r, p, tok, tg, "inference-only model");
         CHECK(cllm_gpt_backward(mi, 1.0f) == CLLM_ERR_STATE);
+        float *a0 = malloc((size_t)T * T * sizeof(float)),
+              *r0 = malloc((size_t)T * T * sizeof(float));
+        CHECK_OK(cllm_gpt_get_attention(mi, 0, 1, 2, a0)); /* kept: keep_attention */
+        ref_to_float(r0, r.att + ((size_t)1 * CFG.n_head + 2) * T * T, (size_t)T * T);
+        CHECK_ALLCLOSE("attention of layer 0 kept without training", a0, r0, (size_t)T * T, 1e-6,
+                       1e-4);
+        free(a0), free(r0);
         CHECK(cllm_gpt_get_grads(mi, fg) == CLLM_ERR_STATE);
         CHECK(cllm_gpt_memory_required(&CFG, &io) < cllm_gpt_memory_required(&CFG, &opts));
     }
@@ -296,7 +304,71 @@ int main(void) {
     cllm_gpt_free(m);
     cllm_gpt_free(NULL);
 
-    /* 10. Too large for the device: refused before allocating, with a suggestion. */
+    /* 10. The softmax of every layer and head, kept by the training model. */
+    ref_gpt_forward(&r, p, tok, tg);
+    ref_to_float(fp, p, P);
+    CHECK_OK(cllm_gpt_init(&m, rt, &CFG, &opts));
+    CHECK_OK(cllm_gpt_set_params(m, fp));
+    CHECK_OK(cllm_gpt_forward(m, tok, tg, B, T));
+    float *att = malloc((size_t)T * T * sizeof(float)),
+          *ratt = malloc((size_t)T * T * sizeof(float));
+    for (int l = 0; l < CFG.n_layer; l++)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < CFG.n_head; h++) {
+                CHECK_OK(cllm_gpt_get_attention(m, l, b, h, att));
+                ref_to_float(ratt, r.att + (((size_t)l * B + b) * CFG.n_head + h) * T * T,
+                             (size_t)T * T);
+                CHECK_ALLCLOSE("attention capture", att, ratt, (size_t)T * T, 1e-6, 1e-4);
+            }
+    CHECK(cllm_gpt_get_attention(m, CFG.n_layer, 0, 0, att) == CLLM_ERR_USAGE);
+    CHECK(cllm_gpt_get_attention(m, 0, 0, CFG.n_head, att) == CLLM_ERR_USAGE);
+    CHECK(cllm_gpt_forward_cached(m, tok, B, 1, 0) == CLLM_ERR_STATE); /* no kv_cache */
+    cllm_gpt_free(m);
+
+    /* 11. Generation with the key/value cache: a prompt of 4, then one token at a time, then two
+     * at once, must give the logits of the full forward at each new position; without
+     * keep_attention only the last layer's softmax is kept. */
+    cllm_gpt_opts go = {.max_batch = B, .max_seq = T, .training = false, .kv_cache = true};
+    CHECK_OK(cllm_gpt_init(&m, rt, &CFG, &go));
+    CHECK_OK(cllm_gpt_set_params(m, fp));
+    const int chunks[][2] = {{0, 4}, {4, 1}, {5, 1}, {6, 2}, {8, 1}};
+    float *lg = malloc((size_t)CFG.vocab_size * sizeof(float)),
+          *rl = malloc((size_t)CFG.vocab_size * sizeof(float));
+    uint32_t part[27];
+    for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+        int pos = chunks[c][0], n = chunks[c][1];
+        for (int b = 0; b < B; b++)
+            memcpy(part + b * n, tok + b * T + pos, (size_t)n * sizeof(uint32_t));
+        CHECK_OK(cllm_gpt_forward_cached(m, part, B, n, pos));
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < n; i++) {
+                CHECK_OK(cllm_gpt_get_logits(m, b, i, lg));
+                ref_to_float(rl, r.logits + ((size_t)b * T + pos + i) * r.Vp, CFG.vocab_size);
+                char w[64];
+                snprintf(w, sizeof w, "cached logits at (%d, %d)", b, pos + i);
+                CHECK_ALLCLOSE(w, lg, rl, CFG.vocab_size, 1e-5, 1e-5);
+            }
+        /* last layer, last batch row, head 1: rows pos .. pos+n-1 of the full softmax */
+        CHECK_OK(cllm_gpt_get_attention(m, CFG.n_layer - 1, B - 1, 1, att));
+        for (int i = 0; i < n; i++)
+            ref_to_float(
+                ratt + (size_t)i * (pos + n),
+                r.att +
+                    ((((size_t)(CFG.n_layer - 1) * B + B - 1) * CFG.n_head + 1) * T + pos + i) * T,
+                (size_t)(pos + n));
+        CHECK_ALLCLOSE("cached attention capture", att, ratt, (size_t)n * (pos + n), 1e-6, 1e-4);
+    }
+    CHECK(cllm_gpt_get_attention(m, 0, 0, 0, att) == CLLM_ERR_STATE);       /* not kept */
+    CHECK(cllm_gpt_forward_cached(m, part, B, 2, 8) == CLLM_ERR_USAGE);     /* beyond max_seq */
+    CHECK(cllm_gpt_forward_cached(m, part, B - 1, 1, 3) == CLLM_ERR_STATE); /* other batch */
+    CHECK_OK(cllm_gpt_forward_cached(m, part, B, 1, 3)); /* back to an earlier position */
+    CHECK(cllm_gpt_forward_cached(m, part, B, 1, 5) == CLLM_ERR_STATE); /* now a gap */
+    CHECK_OK(cllm_gpt_forward_cached(m, part, 1, 2, 0));                /* a new batch */
+    CHECK(cllm_gpt_backward(m, 1.0f) == CLLM_ERR_STATE);
+    cllm_gpt_free(m);
+    free(att), free(ratt), free(lg), free(rl);
+
+    /* 12. Too large for the device: refused before allocating, with a suggestion. */
     cllm_gpt_opts big = {.max_batch = 1 << 20, .max_seq = 13, .training = true};
     cllm_gpt *mb = NULL;
     CHECK(cllm_gpt_init(&mb, rt, &CFG, &big) == CLLM_ERR_TOO_LARGE && mb == NULL);

@@ -7,19 +7,24 @@
 
 #include <math.h>
 
-/* qkv (B, T, 3C) <-> qkvr (3, B, NH, T, hs); split = 1 reads qkv, 0 writes it. */
-static cllm_status qkv_permute(cllm_runtime *rt, cllm_view qkv, cllm_view qkvr, int B, int T, int C,
-                               int NH, cl_uint split) {
-    cl_kernel k;
-    cllm_status st = cllm_rt_kernel(rt, "attention.cl", NULL, "attention_qkv_permute", &k);
+/* qkv (B, n, 3C) <-> q (B*NH, n, hs), k and v (B*NH, Tmax, hs) at rows pos ..; split = 1 reads
+ * qkv, 0 writes it. */
+static cllm_status qkv_permute(cllm_runtime *rt, cllm_view qkv, cllm_view q, cllm_view k,
+                               cllm_view v, int B, int n, int C, int NH, int Tmax, int pos,
+                               cl_uint split) {
+    cl_kernel kern;
+    cllm_status st = cllm_rt_kernel(rt, "attention.cl", NULL, "attention_qkv_permute", &kern);
     if (st != CLLM_OK) return st;
-    cl_uint qo = (cl_uint)qkv.off, ro = (cl_uint)qkvr.off, b = (cl_uint)B, t = (cl_uint)T,
-            nh = (cl_uint)NH, hs = (cl_uint)(C / NH);
-    st = cllm_rt_args(k, 9, CLLM_ARG(qkv.mem), CLLM_ARG(qo), CLLM_ARG(qkvr.mem), CLLM_ARG(ro),
-                      CLLM_ARG(b), CLLM_ARG(t), CLLM_ARG(nh), CLLM_ARG(hs), CLLM_ARG(split));
+    cl_uint xo = (cl_uint)qkv.off, qo = (cl_uint)q.off, ko = (cl_uint)k.off, vo = (cl_uint)v.off,
+            b = (cl_uint)B, nn = (cl_uint)n, nh = (cl_uint)NH, hs = (cl_uint)(C / NH),
+            tm = (cl_uint)Tmax, p = (cl_uint)pos;
+    st = cllm_rt_args(kern, 15, CLLM_ARG(qkv.mem), CLLM_ARG(xo), CLLM_ARG(q.mem), CLLM_ARG(qo),
+                      CLLM_ARG(k.mem), CLLM_ARG(ko), CLLM_ARG(v.mem), CLLM_ARG(vo), CLLM_ARG(b),
+                      CLLM_ARG(nn), CLLM_ARG(nh), CLLM_ARG(hs), CLLM_ARG(tm), CLLM_ARG(p),
+                      CLLM_ARG(split));
     if (st != CLLM_OK) return st;
-    size_t global[2] = {(size_t)T, (size_t)3 * B * NH};
-    return cllm_rt_launch(rt, k, 2, global, NULL);
+    size_t global[2] = {(size_t)n, (size_t)3 * B * NH};
+    return cllm_rt_launch(rt, kern, 2, global, NULL);
 }
 
 /* out (A, Y, X, Z) = inp (A, X, Y, Z) */
@@ -37,16 +42,19 @@ static cllm_status swap_middle(cllm_runtime *rt, cllm_view out, cllm_view inp, i
     return cllm_rt_launch(rt, k, 2, global, NULL);
 }
 
-/* att (rows, T) = causal softmax of preatt (rows, T); one work-group per row. */
+/* att (rows, Tk) = causal softmax of preatt (rows, Tk), row r = query pos + r % Tq; one
+ * work-group per row. */
 static cllm_status softmax_forward(cllm_runtime *rt, cllm_view att, cllm_view preatt, int rows,
-                                   int T) {
+                                   int Tq, int Tk, int pos) {
     cl_kernel k;
     cllm_status st = cllm_rt_kernel(rt, "attention.cl", NULL, "attention_softmax_forward", &k);
     if (st != CLLM_OK) return st;
-    size_t local = cllm_ops_row_local(rt, (size_t)T);
-    cl_uint ao = (cl_uint)att.off, po = (cl_uint)preatt.off, t = (cl_uint)T;
-    st = cllm_rt_args(k, 6, CLLM_ARG(att.mem), CLLM_ARG(ao), CLLM_ARG(preatt.mem), CLLM_ARG(po),
-                      CLLM_ARG(t), CLLM_ARG_LOCAL(local * sizeof(float)));
+    size_t local = cllm_ops_row_local(rt, (size_t)Tk);
+    cl_uint ao = (cl_uint)att.off, po = (cl_uint)preatt.off, tq = (cl_uint)Tq, tk = (cl_uint)Tk,
+            p = (cl_uint)pos;
+    st = cllm_rt_args(k, 8, CLLM_ARG(att.mem), CLLM_ARG(ao), CLLM_ARG(preatt.mem), CLLM_ARG(po),
+                      CLLM_ARG(tq), CLLM_ARG(tk), CLLM_ARG(p),
+                      CLLM_ARG_LOCAL(local * sizeof(float)));
     if (st != CLLM_OK) return st;
     return cllm_ops_launch_rows(rt, k, (size_t)rows, local);
 }
@@ -67,29 +75,27 @@ static cllm_status softmax_backward(cllm_runtime *rt, cllm_view dpreatt, cllm_vi
     return cllm_ops_launch_rows(rt, k, (size_t)rows, local);
 }
 
-cllm_status cllm_op_attention_forward(cllm_runtime *rt, cllm_view out, cllm_attention_acts acts,
-                                      cllm_view qkv, int B, int T, int C, int NH) {
-    const size_t hs = (size_t)(C / NH), nb = (size_t)B * NH, Tz = (size_t)T;
-    const size_t part = nb * Tz * hs; /* elements of each of q, k, v in qkvr */
+cllm_status cllm_op_attention_forward(cllm_runtime *rt, cllm_view out, cllm_attention_acts a,
+                                      cllm_view qkv, int B, int n, int C, int NH) {
+    const size_t hs = (size_t)(C / NH), nb = (size_t)B * NH, nz = (size_t)n,
+                 Tk = (size_t)a.pos + nz, Tm = (size_t)a.Tmax;
     const float scale = (float)(1.0 / sqrt((double)hs));
-    cllm_view q = acts.qkvr, kk = cllm_view_at(acts.qkvr, part),
-              v = cllm_view_at(acts.qkvr, 2 * part);
-    cllm_status st = qkv_permute(rt, qkv, acts.qkvr, B, T, C, NH, 1);
+    cllm_status st = qkv_permute(rt, qkv, a.q, a.k, a.v, B, n, C, NH, a.Tmax, a.pos, 1);
     if (st != CLLM_OK) return st;
-    /* att (T, T) = scale * q (T, hs) @ k^T (hs, T), per head */
-    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_T, Tz, Tz, hs, scale, q.mem, q.off, hs,
-                                 Tz * hs, kk.mem, kk.off, hs, Tz * hs, 0.0f, acts.att.mem,
-                                 acts.att.off, Tz, Tz * Tz, nb);
+    /* att (n, Tk) = scale * q (n, hs) @ k^T (hs, Tk), per head */
+    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_T, nz, Tk, hs, scale, a.q.mem, a.q.off,
+                                 hs, nz * hs, a.k.mem, a.k.off, hs, Tm * hs, 0.0f, a.att.mem,
+                                 a.att.off, Tk, nz * Tk, nb);
     if (st != CLLM_OK) return st;
-    st = softmax_forward(rt, acts.att, acts.att, (int)(nb * Tz), T);
+    st = softmax_forward(rt, a.att, a.att, (int)(nb * nz), n, (int)Tk, a.pos);
     if (st != CLLM_OK) return st;
-    /* y (T, hs) = att (T, T) @ v (T, hs), per head */
-    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_N, Tz, hs, Tz, 1.0f, acts.att.mem,
-                                 acts.att.off, Tz, Tz * Tz, v.mem, v.off, hs, Tz * hs, 0.0f,
-                                 acts.y.mem, acts.y.off, hs, Tz * hs, nb);
+    /* y (n, hs) = att (n, Tk) @ v (Tk, hs), per head */
+    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_N, nz, hs, Tk, 1.0f, a.att.mem,
+                                 a.att.off, Tk, nz * Tk, a.v.mem, a.v.off, hs, Tm * hs, 0.0f,
+                                 a.y.mem, a.y.off, hs, nz * hs, nb);
     if (st != CLLM_OK) return st;
-    /* (B, NH, T, hs) -> (B, T, NH, hs) */
-    return swap_middle(rt, out, acts.y, B, NH, T, (int)hs);
+    /* (B, NH, n, hs) -> (B, n, NH, hs) */
+    return swap_middle(rt, out, a.y, B, NH, n, (int)hs);
 }
 
 cllm_status cllm_op_attention_backward(cllm_runtime *rt, cllm_view dqkv, cllm_attention_grads g,
@@ -98,8 +104,9 @@ cllm_status cllm_op_attention_backward(cllm_runtime *rt, cllm_view dqkv, cllm_at
     const size_t hs = (size_t)(C / NH), nb = (size_t)B * NH, Tz = (size_t)T;
     const size_t part = nb * Tz * hs;
     const float scale = (float)(1.0 / sqrt((double)hs));
-    cllm_view q = acts.qkvr, kk = cllm_view_at(acts.qkvr, part),
-              v = cllm_view_at(acts.qkvr, 2 * part);
+    if (acts.pos != 0 || acts.Tmax != T)
+        return cllm_fail(CLLM_ERR_STATE, "attention backward after a cached forward");
+    cllm_view q = acts.q, kk = acts.k, v = acts.v;
     cllm_view dq = g.dqkvr, dk = cllm_view_at(g.dqkvr, part), dv = cllm_view_at(g.dqkvr, 2 * part);
     /* dy (B, NH, T, hs) from dout (B, T, NH, hs) */
     cllm_status st = swap_middle(rt, g.dy, dout, B, T, NH, (int)hs);
@@ -127,5 +134,5 @@ cllm_status cllm_op_attention_backward(cllm_runtime *rt, cllm_view dqkv, cllm_at
                                  g.datt.off, Tz, Tz * Tz, q.mem, q.off, hs, Tz * hs, 0.0f, dk.mem,
                                  dk.off, hs, Tz * hs, nb);
     if (st != CLLM_OK) return st;
-    return qkv_permute(rt, dqkv, g.dqkvr, B, T, C, NH, 0);
+    return qkv_permute(rt, dqkv, dq, dk, dv, B, T, C, NH, T, 0, 0);
 }

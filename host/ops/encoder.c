@@ -2,15 +2,16 @@
 #include "ops.h"
 
 cllm_status cllm_op_encoder_forward(cllm_runtime *rt, cllm_view out, cllm_view tokens,
-                                    cllm_view wte, cllm_view wpe, int B, int T, int C) {
+                                    cllm_view wte, cllm_view wpe, int B, int T, int C, int pos) {
     cl_kernel k;
     cllm_status st = cllm_rt_kernel(rt, "encoder.cl", NULL, "encoder_forward", &k);
     if (st != CLLM_OK) return st;
     cl_uint oo = (cl_uint)out.off, to = (cl_uint)tokens.off, eo = (cl_uint)wte.off,
-            po = (cl_uint)wpe.off, bt = (cl_uint)(B * T), t = (cl_uint)T, c = (cl_uint)C;
-    st = cllm_rt_args(k, 11, CLLM_ARG(out.mem), CLLM_ARG(oo), CLLM_ARG(tokens.mem), CLLM_ARG(to),
+            po = (cl_uint)wpe.off, bt = (cl_uint)(B * T), t = (cl_uint)T, c = (cl_uint)C,
+            p = (cl_uint)pos;
+    st = cllm_rt_args(k, 12, CLLM_ARG(out.mem), CLLM_ARG(oo), CLLM_ARG(tokens.mem), CLLM_ARG(to),
                       CLLM_ARG(wte.mem), CLLM_ARG(eo), CLLM_ARG(wpe.mem), CLLM_ARG(po),
-                      CLLM_ARG(bt), CLLM_ARG(t), CLLM_ARG(c));
+                      CLLM_ARG(bt), CLLM_ARG(t), CLLM_ARG(c), CLLM_ARG(p));
     if (st != CLLM_OK) return st;
     return cllm_ops_launch_vec2(rt, k, (size_t)C, (size_t)B * T);
 }

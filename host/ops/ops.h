@@ -35,9 +35,9 @@ static inline cllm_view cllm_view_at(cllm_view v, size_t elems) {
 #define CLLM_OPS_NORM_SCRATCH (CLLM_OPS_NORM_GROUPS + 2)
 
 /* ---- encoder (cl/encoder.cl) */
-/* out (B*T, C) = wte[tokens] + wpe[t]; tokens (B*T) uint32 < Vp */
+/* out (B*T, C) = wte[tokens] + wpe[pos + t]; tokens (B*T) uint32 < Vp */
 cllm_status cllm_op_encoder_forward(cllm_runtime *rt, cllm_view out, cllm_view tokens,
-                                    cllm_view wte, cllm_view wpe, int B, int T, int C);
+                                    cllm_view wte, cllm_view wpe, int B, int T, int C, int pos);
 /* dwte (Vp, C) += scatter of dout (B*T, C) by token; dwpe (T, C) += sum over b */
 cllm_status cllm_op_encoder_backward(cllm_runtime *rt, cllm_view dwte, cllm_view dwpe,
                                      cllm_view dout, cllm_view tokens, int B, int T, int C);
@@ -83,20 +83,28 @@ cllm_status cllm_op_linear_backward(cllm_runtime *rt, cllm_view dinp, cllm_view 
                                     int N, int IC, int OC, bool accumulate);
 
 /* ---- causal self-attention (cl/attention.cl + batched GEMMs) */
+/* Where one layer's attention keeps its per-head tensors. n = the positions of this call.
+ * Training (and a plain forward): k, v hold just these n positions (Tmax = n, pos = 0). With a
+ * key/value cache: k, v hold Tmax positions per head, rows 0 .. pos-1 from earlier calls, and
+ * this call attends to (and adds) rows pos .. pos+n-1. */
 typedef struct {
-    cllm_view qkvr; /* (3, B, NH, T, hs) per-head q, k, v  (kept for the backward) */
-    cllm_view att;  /* (B, NH, T, T) softmax               (kept for the backward) */
-    cllm_view y;    /* (B, NH, T, hs) att @ v              (scratch) */
+    cllm_view q;    /* (B*NH, n, hs)                                    (kept for the backward) */
+    cllm_view k, v; /* (B*NH, Tmax, hs)                                 (kept for the backward) */
+    cllm_view att;  /* (B*NH, n, pos + n) softmax                       (kept for the backward) */
+    cllm_view y;    /* (B*NH, n, hs) att @ v                            (scratch) */
+    int Tmax, pos;
 } cllm_attention_acts;
-/* out (B, T, C) = attention of qkv (B, T, 3C); fills acts. out may not alias qkv. */
+/* out (B, n, C) = attention of qkv (B, n, 3C) over positions 0 .. pos+n-1; fills acts. out may
+ * not alias qkv. */
 cllm_status cllm_op_attention_forward(cllm_runtime *rt, cllm_view out, cllm_attention_acts acts,
-                                      cllm_view qkv, int B, int T, int C, int NH);
+                                      cllm_view qkv, int B, int n, int C, int NH);
 typedef struct {
-    cllm_view dqkvr; /* (3, B, NH, T, hs) */
-    cllm_view datt;  /* (B, NH, T, T) */
-    cllm_view dy;    /* (B, NH, T, hs) */
+    cllm_view dqkvr; /* (3, B*NH, T, hs): dq, dk, dv */
+    cllm_view datt;  /* (B*NH, T, T) */
+    cllm_view dy;    /* (B*NH, T, hs) */
 } cllm_attention_grads;
-/* dqkv (B, T, 3C) from dout (B, T, C) and the forward's acts (qkvr, att); scratch in g. */
+/* dqkv (B, T, 3C) from dout (B, T, C) and the forward's acts (which must be a cache-less
+ * forward: Tmax = T, pos = 0); scratch in g. */
 cllm_status cllm_op_attention_backward(cllm_runtime *rt, cllm_view dqkv, cllm_attention_grads g,
                                        cllm_view dout, cllm_attention_acts acts, int B, int T,
                                        int C, int NH);

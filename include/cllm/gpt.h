@@ -125,9 +125,12 @@ void cllm_gpt_hf_tensor(const cllm_gpt_config *cfg, int i, cllm_gpt_hf_tensor_in
 #define CLLM_IGNORE_TARGET 0xFFFFFFFFu
 
 typedef struct {
-    int max_batch; /* largest B passed to forward */
-    int max_seq;   /* largest T (<= n_positions) */
-    bool training; /* allocate gradients, AdamW moments and backward activations */
+    int max_batch;       /* largest B passed to forward */
+    int max_seq;         /* largest T (<= n_positions) */
+    bool training;       /* allocate gradients, AdamW moments and backward activations */
+    bool keep_attention; /* keep every layer's softmax for cllm_gpt_get_attention (training
+                            keeps them anyway; otherwise only the last layer's survives) */
+    bool kv_cache;       /* allocate a key/value cache for cllm_gpt_forward_cached */
 } cllm_gpt_opts;
 
 typedef struct {
@@ -173,8 +176,24 @@ cllm_status cllm_gpt_forward(cllm_gpt *m, const uint32_t *inputs, const uint32_t
 cllm_status cllm_gpt_get_loss(cllm_gpt *m, float *loss);
 /* Per-token losses -log p(target) of the last forward, (B, T); ignored targets give 0. */
 cllm_status cllm_gpt_get_token_losses(cllm_gpt *m, float *losses);
-/* Logits (V floats, unpadded) at batch row b, position t of the last forward. */
+/* Logits (V floats, unpadded) at batch row b, position t of the last forward (for
+ * cllm_gpt_forward_cached, t indexes its n new positions). A backward pass consumes them. */
 cllm_status cllm_gpt_get_logits(cllm_gpt *m, int b, int t, float *logits);
+/* The softmaxed attention of `layer`, batch row b, head h in the last forward: T x T floats
+ * (row t: the weights position t gives to positions 0..t, zeros beyond), or after
+ * cllm_gpt_forward_cached n x (pos + n) (rows: its new positions; columns: every position so
+ * far). Available for every layer when training or with opts.keep_attention, otherwise only for
+ * the last layer (CLLM_ERR_STATE for the others). */
+cllm_status cllm_gpt_get_attention(cllm_gpt *m, int layer, int b, int h, float *att);
+
+/* Incremental forward for generation (needs opts.kv_cache): runs the model over n new tokens
+ * per sequence, tokens (B, n), at positions pos .. pos+n-1, attending to the keys and values
+ * that earlier calls cached for positions 0 .. pos-1 (and causally to each other), and caches
+ * theirs. pos = 0 starts a new batch (e.g. the prompt); then pos grows by n each call (n = 1
+ * per generated token); pos may also go back to re-run from an earlier position. B must stay
+ * the same while pos > 0, and pos + n <= max_seq. The result equals cllm_gpt_forward over
+ * positions 0 .. pos+n-1, read with cllm_gpt_get_logits(m, b, i, ...) for i < n. */
+cllm_status cllm_gpt_forward_cached(cllm_gpt *m, const uint32_t *tokens, int B, int n, int pos);
 
 /* Gradients: zero, then accumulate d(scale * mean loss)/d(params) over the last forward
  * (scale = 1/k for k accumulation micro-steps). */
