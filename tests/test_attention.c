@@ -124,6 +124,8 @@ int main(void) {
         run_case(rt, &rng, 2, 7, 12, 3);
         run_case(rt, &rng, 3, 37, 15, 3);
         run_case(rt, &rng, 2, 70, 64, 2);
+        /* heads of 32 over 64 positions: GEMM sizes where tuned BLAS kernels take over */
+        run_case(rt, &rng, 2, 64, 96, 3);
         cllm_runtime_free(rt);
     }
     return test_exit();
