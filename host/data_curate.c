@@ -8,9 +8,9 @@
 #include <string.h>
 #include <utf8proc.h>
 
-static const char *const RULE_NAMES[CLLM_DOC_N_RULES] = {
-    "kept", "empty", "too_short", "too_long", "low_alpha", "repeated_lines", "long_word",
-    "exact_dup", "near_dup"};
+static const char *const RULE_NAMES[CLLM_DOC_N_RULES] = {"kept",      "empty",     "too_short",
+                                                         "too_long",  "low_alpha", "repeated_lines",
+                                                         "long_word", "exact_dup", "near_dup"};
 
 const char *cllm_doc_rule_name(cllm_doc_rule r) {
     return (unsigned)r < CLLM_DOC_N_RULES ? RULE_NAMES[r] : "unknown";
@@ -90,8 +90,8 @@ size_t cllm_utf8_encode(uint32_t c, char *out) {
 /* Unicode White_Space (the line breaks are handled before this is asked). */
 bool cllm_is_space(uint32_t c) {
     if (c < 0x80) return c == ' ' || (c >= 0x09 && c <= 0x0D);
-    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
-           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
 bool cllm_is_letter(uint32_t c) {
@@ -204,13 +204,16 @@ static size_t clean_text(const char *s, size_t n, char *out, uint32_t **line, si
             (*line)[len++] = c;
             pos = len;
         }
-        while (len > 0 && cllm_is_space((*line)[len - 1])) len--;
+        while (len > 0 && cllm_is_space((*line)[len - 1]))
+            len--;
         if (len > 0) {
             if (started) {
                 int nl = pending > 2 ? 2 : pending;
-                for (int j = 0; j < nl; j++) out[o++] = '\n';
+                for (int j = 0; j < nl; j++)
+                    out[o++] = '\n';
             }
-            for (size_t j = 0; j < len; j++) o += cllm_utf8_encode((*line)[j], out + o);
+            for (size_t j = 0; j < len; j++)
+                o += cllm_utf8_encode((*line)[j], out + o);
             started = true;
             pending = 0;
         }
@@ -232,10 +235,12 @@ static cllm_status measure(const char *s, size_t n, measures *m) {
     const unsigned char *p = (const unsigned char *)s;
     uint64_t word = 0;
     size_t n_lines = 1;
-    for (size_t i = 0; i < n; i++) n_lines += p[i] == '\n';
+    for (size_t i = 0; i < n; i++)
+        n_lines += p[i] == '\n';
     /* Line hashes in an open-addressing set (0 = empty slot). */
     size_t cap = 16;
-    while (cap < 2 * n_lines) cap *= 2;
+    while (cap < 2 * n_lines)
+        cap *= 2;
     uint64_t *set = cllm_calloc(cap, sizeof *set);
     if (!set) return CLLM_ERR_NOMEM;
     size_t line_start = 0;
@@ -243,13 +248,16 @@ static cllm_status measure(const char *s, size_t n, measures *m) {
         if (i == n || p[i] == '\n') {
             /* A line [line_start, i), compared without surrounding white space. */
             size_t a = line_start, b = i;
-            while (a < b && (p[a] == ' ' || p[a] == '\t' || p[a] == '\r')) a++;
-            while (b > a && (p[b - 1] == ' ' || p[b - 1] == '\t' || p[b - 1] == '\r')) b--;
+            while (a < b && (p[a] == ' ' || p[a] == '\t' || p[a] == '\r'))
+                a++;
+            while (b > a && (p[b - 1] == ' ' || p[b - 1] == '\t' || p[b - 1] == '\r'))
+                b--;
             if (b > a) {
                 m->lines++;
                 uint64_t h = cllm_xxh64(s + a, b - a, 0x6c696e6573ull) | 1;
                 size_t k = (size_t)h & (cap - 1);
-                while (set[k] && set[k] != h) k = (k + 1) & (cap - 1);
+                while (set[k] && set[k] != h)
+                    k = (k + 1) & (cap - 1);
                 if (set[k] == h)
                     m->repeated_lines++;
                 else
@@ -321,7 +329,8 @@ cllm_status cllm_curate(const cllm_curate_opts *o, const char *text, size_t len,
     }
 
     bool ascii = true;
-    for (size_t i = 0; i < cur_len && ascii; i++) ascii = (unsigned char)cur[i] < 0x80;
+    for (size_t i = 0; i < cur_len && ascii; i++)
+        ascii = (unsigned char)cur[i] < 0x80;
     char *final = NULL;
     if (o->nfc && !ascii) {
         utf8proc_uint8_t *dst = NULL;
@@ -333,7 +342,8 @@ cllm_status cllm_curate(const cllm_curate_opts *o, const char *text, size_t len,
             return cllm_fail(CLLM_ERR_FORMAT, "Unicode normalization failed: %s",
                              utf8proc_errmsg(r));
         }
-        if ((size_t)r != cur_len || memcmp(dst, cur, cur_len) != 0) out->changes |= CLLM_CHANGED_NFC;
+        if ((size_t)r != cur_len || memcmp(dst, cur, cur_len) != 0)
+            out->changes |= CLLM_CHANGED_NFC;
         final = (char *)dst; /* malloc'd by utf8proc, NUL-terminated */
         cur_len = (size_t)r;
         free(cleaned);

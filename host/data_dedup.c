@@ -18,11 +18,14 @@
 #define P4 0x85EBCA77C2B2AE63ull
 #define P5 0x27D4EB2F165667C5ull
 
-static uint64_t rotl(uint64_t x, int r) { return x << r | x >> (64 - r); }
+static uint64_t rotl(uint64_t x, int r) {
+    return x << r | x >> (64 - r);
+}
 
 static uint64_t rd64(const unsigned char *p) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
     return v;
 }
 
@@ -30,9 +33,13 @@ static uint32_t rd32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint64_t xround(uint64_t acc, uint64_t in) { return rotl(acc + in * P2, 31) * P1; }
+static uint64_t xround(uint64_t acc, uint64_t in) {
+    return rotl(acc + in * P2, 31) * P1;
+}
 
-static uint64_t xmerge(uint64_t h, uint64_t v) { return (h ^ xround(0, v)) * P1 + P4; }
+static uint64_t xmerge(uint64_t h, uint64_t v) {
+    return (h ^ xround(0, v)) * P1 + P4;
+}
 
 uint64_t cllm_xxh64(const void *data, size_t len, uint64_t seed) {
     const unsigned char *p = data, *end = p + len;
@@ -52,12 +59,14 @@ uint64_t cllm_xxh64(const void *data, size_t len, uint64_t seed) {
         h = seed + P5;
     }
     h += len;
-    for (; end - p >= 8; p += 8) h = rotl(h ^ xround(0, rd64(p)), 27) * P1 + P4;
+    for (; end - p >= 8; p += 8)
+        h = rotl(h ^ xround(0, rd64(p)), 27) * P1 + P4;
     if (end - p >= 4) {
         h = rotl(h ^ (uint64_t)rd32(p) * P1, 23) * P2 + P3;
         p += 4;
     }
-    for (; p < end; p++) h = rotl(h ^ *p * P5, 11) * P1;
+    for (; p < end; p++)
+        h = rotl(h ^ *p * P5, 11) * P1;
     h ^= h >> 33;
     h *= P2;
     h ^= h >> 29;
@@ -69,44 +78,72 @@ uint64_t cllm_xxh64(const void *data, size_t len, uint64_t seed) {
 /* ---- options and banding ---- */
 
 cllm_dedup_opts cllm_dedup_opts_default(void) {
-    return (cllm_dedup_opts){.exact = true,
-                             .near_threshold = 0.8,
-                             .shingle_words = 5,
-                             .num_perm = 128,
-                             .seed = 1337};
-}
-
-/* P(two documents of Jaccard s share a band) with b bands of r rows. */
-static double collide(double s, int b, int r) { return 1 - pow(1 - pow(s, r), b); }
-
-/* Trapezoid rule on n intervals (as numpy.trapz on a 2001-point grid in tools/). */
-static double area(double lo, double hi, int b, int r, bool miss) {
-    const int n = 2000;
-    double sum = 0, dx = (hi - lo) / n;
-    for (int i = 0; i <= n; i++) {
-        double p = collide(lo + dx * i, b, r);
-        double y = miss ? 1 - p : p;
-        sum += (i == 0 || i == n) ? y / 2 : y;
-    }
-    return sum * dx;
+    return (cllm_dedup_opts){
+        .exact = true, .near_threshold = 0.8, .shingle_words = 5, .num_perm = 128, .seed = 1337};
 }
 
 /* The banding minimizing 0.1 * (false-positive area below t) + 0.9 * (false-negative area
- * above t), as datasketch chooses it but weighted towards recall: every candidate is checked
- * against the full signature, so a false positive costs only time. */
-static void choose_bands(double t, int num_perm, int *bands, int *rows) {
+ * above t), where two documents of Jaccard s share a band with P = 1 - (1 - s^r)^b, as
+ * datasketch chooses it but weighted towards recall: every candidate is checked against the
+ * full signature, so a false positive costs only time. Areas by the trapezoid rule on 2000
+ * intervals (as numpy.trapz in tools/lsh_params.py); (1 - s^r)^b is built by multiplication,
+ * b = 1, 2, ... for each r, so the search costs no pow(). */
+#define GRID 2000
+static cllm_status choose_bands(double t, int num_perm, int *bands, int *rows) {
+    double *err = cllm_malloc((size_t)(num_perm + 1) * (size_t)(num_perm + 1) * sizeof *err);
+    double *q = cllm_malloc(4 * (GRID + 1) * sizeof *q);
+    if (!err || !q) {
+        free(err);
+        free(q);
+        return CLLM_ERR_NOMEM;
+    }
+    double *q_lo = q, *q_hi = q + (GRID + 1), *p_lo = q + 2 * (GRID + 1),
+           *p_hi = q + 3 * (GRID + 1);
+    const double dlo = t / GRID, dhi = (1 - t) / GRID;
+    for (int r = 1; r <= num_perm; r++) {
+        for (int i = 0; i <= GRID; i++) { /* (1 - s^r) on both grids; p_* = its power b */
+            q_lo[i] = 1 - pow(dlo * i, r);
+            q_hi[i] = 1 - pow(t + dhi * i, r);
+            p_lo[i] = p_hi[i] = 1;
+        }
+        for (int b = 1; b * r <= num_perm; b++) {
+            double fp = 0, fn = 0;
+            for (int i = 0; i <= GRID; i++) {
+                p_lo[i] *= q_lo[i];
+                p_hi[i] *= q_hi[i];
+                double w = (i == 0 || i == GRID) ? 0.5 : 1;
+                fp += w * (1 - p_lo[i]); /* candidate below t */
+                fn += w * p_hi[i];       /* missed above t */
+            }
+            err[b * (num_perm + 1) + r] = 0.1 * fp * dlo + 0.9 * fn * dhi;
+        }
+    }
     double best = INFINITY;
-    *bands = 1;
-    *rows = num_perm;
     for (int b = 1; b <= num_perm; b++)
-        for (int r = 1; r <= num_perm / b; r++) {
-            double e = 0.1 * area(0, t, b, r, false) + 0.9 * area(t, 1, b, r, true);
-            if (e < best) {
-                best = e;
+        for (int r = 1; b * r <= num_perm; r++)
+            if (err[b * (num_perm + 1) + r] < best) {
+                best = err[b * (num_perm + 1) + r];
                 *bands = b;
                 *rows = r;
             }
-        }
+    free(err);
+    free(q);
+    return CLLM_OK;
+}
+
+/* One shingle into the signature: for each permutation i, (a_i * h + b_i) >> 32 (64-bit
+ * multiply-add-shift, strongly universal), keep the minimum. The hot loop of the whole
+ * deduplication: on x86-64 GCC also builds AVX2 and AVX-512 versions and picks one at run
+ * time (same integer results on every path). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+static void
+minhash_update(const uint64_t *a, const uint64_t *b, int n, uint64_t h, uint32_t *mins) {
+    for (int i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)((a[i] * h + b[i]) >> 32);
+        mins[i] = v < mins[i] ? v : mins[i];
+    }
 }
 
 /* ---- the index ---- */
@@ -150,11 +187,12 @@ static uint64_t splitmix64(uint64_t *s) {
 cllm_status cllm_dedup_init(cllm_dedup **out, const cllm_dedup_opts *o) {
     *out = NULL;
     if (o->near_threshold < 0 || o->near_threshold > 1)
-        return cllm_fail(CLLM_ERR_USAGE, "near-duplicate threshold %g (expected 0 = off, or a "
-                         "Jaccard similarity in (0, 1])", o->near_threshold);
+        return cllm_fail(CLLM_ERR_USAGE,
+                         "near-duplicate threshold %g (expected 0 = off, or a "
+                         "Jaccard similarity in (0, 1])",
+                         o->near_threshold);
     if (o->near_threshold > 0 && (o->num_perm < 8 || o->num_perm > 1024))
-        return cllm_fail(CLLM_ERR_USAGE, "MinHash permutations %d (expected 8..1024)",
-                         o->num_perm);
+        return cllm_fail(CLLM_ERR_USAGE, "MinHash permutations %d (expected 8..1024)", o->num_perm);
     if (o->near_threshold > 0 && (o->shingle_words < 1 || o->shingle_words > 64))
         return cllm_fail(CLLM_ERR_USAGE, "shingle size %d words (expected 1..64)",
                          o->shingle_words);
@@ -162,7 +200,10 @@ cllm_status cllm_dedup_init(cllm_dedup **out, const cllm_dedup_opts *o) {
     if (!d) return CLLM_ERR_NOMEM;
     d->o = *o;
     if (o->near_threshold > 0) {
-        choose_bands(o->near_threshold, o->num_perm, &d->bands, &d->rows);
+        if (choose_bands(o->near_threshold, o->num_perm, &d->bands, &d->rows) != CLLM_OK) {
+            cllm_dedup_free(d);
+            return CLLM_ERR_NOMEM;
+        }
         d->a = cllm_malloc((size_t)o->num_perm * sizeof *d->a);
         d->b = cllm_malloc((size_t)o->num_perm * sizeof *d->b);
         if (!d->a || !d->b) {
@@ -211,25 +252,25 @@ static uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-static void add_shingle(const cllm_dedup *d, const uint64_t *ring, int n, int start, uint32_t *mins) {
+static void add_shingle(const cllm_dedup *d, const uint64_t *ring, int n, int start,
+                        uint32_t *mins) {
     uint64_t words[64];
-    for (int i = 0; i < n; i++) words[i] = ring[(start + i) % n];
+    for (int i = 0; i < n; i++)
+        words[i] = ring[(start + i) % n];
     uint64_t h = cllm_xxh64(words, (size_t)n * sizeof *words, 0x5348494e474c45ull);
-    const int P = d->o.num_perm;
-    for (int i = 0; i < P; i++) {
-        uint32_t v = (uint32_t)((d->a[i] * h + d->b[i]) >> 32);
-        if (v < mins[i]) mins[i] = v;
-    }
+    minhash_update(d->a, d->b, d->o.num_perm, h, mins);
 }
 
 void cllm_dedup_signature(const cllm_dedup *d, const char *text, size_t len, cllm_doc_sig *sig) {
-    uint64_t h0 = cllm_xxh64(text, len, 0x45584143543031ull), h1 = cllm_xxh64(text, len, 0x45584143543032ull);
+    uint64_t h0 = cllm_xxh64(text, len, 0x45584143543031ull),
+             h1 = cllm_xxh64(text, len, 0x45584143543032ull);
     sig->hash[0] = h0 ? h0 : 1;
     sig->hash[1] = h1;
     sig->n_shingles = 0;
     if (d->o.near_threshold <= 0 || !sig->minhash) return;
     const int P = d->o.num_perm, n = d->o.shingle_words;
-    for (int i = 0; i < P; i++) sig->minhash[i] = UINT32_MAX;
+    for (int i = 0; i < P; i++)
+        sig->minhash[i] = UINT32_MAX;
     uint64_t ring[64];
     uint64_t words = 0, wh = 0;
     bool in_word = false;
@@ -272,14 +313,16 @@ void cllm_dedup_signature(const cllm_dedup *d, const char *text, size_t len, cll
 
 double cllm_dedup_similarity(const cllm_dedup *d, const cllm_doc_sig *a, const cllm_doc_sig *b) {
     int same = 0;
-    for (int i = 0; i < d->o.num_perm; i++) same += a->minhash[i] == b->minhash[i];
+    for (int i = 0; i < d->o.num_perm; i++)
+        same += a->minhash[i] == b->minhash[i];
     return (double)same / d->o.num_perm;
 }
 
 static cllm_status grow(void **p, uint64_t *cap, uint64_t need, size_t elem) {
     if (need <= *cap) return CLLM_OK;
     uint64_t c = *cap ? *cap : 1024;
-    while (c < need) c *= 2;
+    while (c < need)
+        c *= 2;
     void *np = realloc(*p, c * elem);
     if (!np) return cllm_fail(CLLM_ERR_NOMEM, "out of memory in the deduplication index");
     *p = np;
@@ -309,7 +352,8 @@ static cllm_status exact_insert(cllm_dedup *d, const cllm_doc_sig *s, uint64_t i
         for (uint64_t i = 0; i < d->exact_cap; i++) {
             if (!d->exact[i].h0) continue;
             uint64_t k = d->exact[i].h1 & (cap - 1);
-            while (t[k].h0) k = (k + 1) & (cap - 1);
+            while (t[k].h0)
+                k = (k + 1) & (cap - 1);
             t[k] = d->exact[i];
         }
         free(d->exact);
@@ -317,7 +361,8 @@ static cllm_status exact_insert(cllm_dedup *d, const cllm_doc_sig *s, uint64_t i
         d->exact_cap = cap;
     }
     uint64_t k = s->hash[1] & (d->exact_cap - 1);
-    while (d->exact[k].h0) k = (k + 1) & (d->exact_cap - 1);
+    while (d->exact[k].h0)
+        k = (k + 1) & (d->exact_cap - 1);
     d->exact[k] = (exact_slot){s->hash[0], s->hash[1], id};
     d->exact_n++;
     return CLLM_OK;
@@ -330,7 +375,8 @@ static uint64_t band_key(const cllm_dedup *d, const uint32_t *sig, int band) {
 
 static band_slot *band_find(cllm_dedup *d, uint64_t key) {
     uint64_t k = key & (d->table_cap - 1);
-    while (d->table[k].key && d->table[k].key != key) k = (k + 1) & (d->table_cap - 1);
+    while (d->table[k].key && d->table[k].key != key)
+        k = (k + 1) & (d->table_cap - 1);
     return &d->table[k];
 }
 
@@ -390,7 +436,8 @@ cllm_status cllm_dedup_add(cllm_dedup *d, const cllm_doc_sig *sig, uint64_t id,
             uint64_t doc = d->nodes[n - 1].doc;
             const uint32_t *other = d->sigs + doc * (uint64_t)P;
             int same = 0;
-            for (int i = 0; i < P; i++) same += other[i] == sig->minhash[i];
+            for (int i = 0; i < P; i++)
+                same += other[i] == sig->minhash[i];
             double j = (double)same / P;
             if (j >= d->o.near_threshold) {
                 *verdict = CLLM_DOC_NEAR_DUP;

@@ -9,6 +9,10 @@
 cllm_status cllm_shard_check_header(const char *path, const unsigned char *hdr, size_t hdr_len,
                                     uint64_t file_size, cllm_shard_info *info);
 
+/* Does a file name hold tokens of `split` (the loader's rule: a *.bin whose stem, split at
+ * '_', has a part equal to split)? */
+bool cllm_shard_name_in_split(const char *name, const char *split);
+
 /* Default of cllm_curate_opts.min_alpha (see the measurement in README.md). */
 #define CLLM_DEFAULT_MIN_ALPHA 0.5
 

@@ -46,7 +46,8 @@ static uint64_t splitmix64(uint64_t *s) {
 static uint64_t rand_below(uint64_t *s, uint64_t bound) {
     uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
     uint64_t r;
-    do r = splitmix64(s);
+    do
+        r = splitmix64(s);
     while (r >= limit);
     return r % bound;
 }
@@ -56,7 +57,8 @@ static void draw_perm(cllm_loader *l, uint64_t epoch) {
     uint64_t s = l->o.seed;
     uint64_t k = splitmix64(&s);
     s = k ^ (epoch * 0xd1342543de82ef95ull + 0x2545f4914f6cdd1dull);
-    for (uint64_t i = 0; i < l->n_windows; i++) l->perm[i] = i;
+    for (uint64_t i = 0; i < l->n_windows; i++)
+        l->perm[i] = i;
     for (uint64_t i = l->n_windows; i > 1; i--) {
         uint64_t j = rand_below(&s, i);
         uint64_t t = l->perm[i - 1];
@@ -70,13 +72,14 @@ static void draw_perm(cllm_loader *l, uint64_t epoch) {
 /* Does `name` (a directory entry) hold tokens of `split`? Any *.bin whose stem, split at '_',
  * has a part equal to split: train_000.bin (cllm), fineweb_train_000001.bin and
  * tinyshakespeare_val.bin (llm.c). */
-static bool name_in_split(const char *name, const char *split) {
+bool cllm_shard_name_in_split(const char *name, const char *split) {
     size_t n = strlen(name), ls = strlen(split);
     if (n < 5 || strcmp(name + n - 4, ".bin") != 0 || name[0] == '.') return false;
     size_t stem = n - 4;
     for (size_t i = 0; i < stem;) {
         size_t j = i;
-        while (j < stem && name[j] != '_') j++;
+        while (j < stem && name[j] != '_')
+            j++;
         if (j - i == ls && memcmp(name + i, split, ls) == 0) return true;
         i = j + 1;
     }
@@ -98,7 +101,7 @@ static cllm_status list_shards(const char *dir, const char *split, char ***names
     struct dirent *e;
     cllm_status st = CLLM_OK;
     while ((e = readdir(d)) != NULL) {
-        if (!name_in_split(e->d_name, split)) continue;
+        if (!cllm_shard_name_in_split(e->d_name, split)) continue;
         if (cnt == cap) {
             cap = cap ? 2 * cap : 16;
             char **nv = realloc(v, (size_t)cap * sizeof *nv);
@@ -116,7 +119,8 @@ static cllm_status list_shards(const char *dir, const char *split, char ***names
     }
     closedir(d);
     if (st != CLLM_OK) {
-        for (int i = 0; i < cnt; i++) free(v[i]);
+        for (int i = 0; i < cnt; i++)
+            free(v[i]);
         free(v);
         return st;
     }
@@ -227,8 +231,7 @@ cllm_status cllm_loader_init(cllm_loader **out, const cllm_loader_opts *o) {
                        "%d tokens; one batch needs B*world = %llu windows (lower -B/-T or add "
                        "data)",
                        o->dir, o->split, (unsigned long long)l->n_tokens, l->n_shards,
-                       (unsigned long long)l->n_windows, o->T + 1,
-                       (unsigned long long)per_step);
+                       (unsigned long long)l->n_windows, o->T + 1, (unsigned long long)per_step);
         goto fail;
     }
     if (o->shuffle) {
@@ -242,7 +245,8 @@ cllm_status cllm_loader_init(cllm_loader **out, const cllm_loader_opts *o) {
     *out = l;
     return CLLM_OK;
 fail:
-    for (int i = 0; i < n_names; i++) free(names ? names[i] : NULL);
+    for (int i = 0; i < n_names; i++)
+        free(names ? names[i] : NULL);
     free(names);
     cllm_loader_free(l);
     return st;
@@ -270,7 +274,8 @@ static const shard *shard_of(const cllm_loader *l, uint64_t w) {
             hi = mid - 1;
     }
     /* Shards without windows share first_window with the next one: step past them. */
-    while (l->shards[lo].n_windows == 0 || w >= l->shards[lo].first_window + l->shards[lo].n_windows)
+    while (l->shards[lo].n_windows == 0 ||
+           w >= l->shards[lo].first_window + l->shards[lo].n_windows)
         lo++;
     return &l->shards[lo];
 }
@@ -321,8 +326,18 @@ void cllm_loader_reset(cllm_loader *l) {
     l->batch = 0;
 }
 
-uint64_t cllm_loader_batches_per_epoch(const cllm_loader *l) { return l->batches_per_epoch; }
-uint64_t cllm_loader_num_tokens(const cllm_loader *l) { return l->n_tokens; }
-uint32_t cllm_loader_max_token(const cllm_loader *l) { return l->max_token; }
-int cllm_loader_num_shards(const cllm_loader *l) { return l->n_shards; }
-uint64_t cllm_loader_num_windows(const cllm_loader *l) { return l->n_windows; }
+uint64_t cllm_loader_batches_per_epoch(const cllm_loader *l) {
+    return l->batches_per_epoch;
+}
+uint64_t cllm_loader_num_tokens(const cllm_loader *l) {
+    return l->n_tokens;
+}
+uint32_t cllm_loader_max_token(const cllm_loader *l) {
+    return l->max_token;
+}
+int cllm_loader_num_shards(const cllm_loader *l) {
+    return l->n_shards;
+}
+uint64_t cllm_loader_num_windows(const cllm_loader *l) {
+    return l->n_windows;
+}

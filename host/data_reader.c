@@ -114,8 +114,7 @@ static cllm_status walk(cllm_reader *r, const char *path, bool named) {
         return add_file(r, path, named, (uint64_t)sb.st_size);
     }
     if (!S_ISDIR(sb.st_mode)) {
-        if (named)
-            return cllm_fail(CLLM_ERR_USAGE, "%s: not a file or directory", path);
+        if (named) return cllm_fail(CLLM_ERR_USAGE, "%s: not a file or directory", path);
         return CLLM_OK; /* sockets, fifos, devices met in a directory */
     }
     if (seen_before(r, &sb, &st)) return CLLM_OK; /* a directory reached twice (symlink loop) */
@@ -146,9 +145,11 @@ static cllm_status walk(cllm_reader *r, const char *path, bool named) {
     closedir(d);
     if (st == CLLM_OK) {
         if (n) qsort(names, n, sizeof *names, cmp_str);
-        for (size_t i = 0; i < n && st == CLLM_OK; i++) st = walk(r, names[i], false);
+        for (size_t i = 0; i < n && st == CLLM_OK; i++)
+            st = walk(r, names[i], false);
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     return st;
 }
@@ -166,7 +167,8 @@ cllm_status cllm_reader_init(cllm_reader **out, const char *const *paths, int n_
     r->o.format = fmt;
     if (!r->o.text_key) r->o.text_key = "text";
     cllm_status st = CLLM_OK;
-    for (int i = 0; i < n_paths && st == CLLM_OK; i++) st = walk(r, paths[i], true);
+    for (int i = 0; i < n_paths && st == CLLM_OK; i++)
+        st = walk(r, paths[i], true);
     if (st == CLLM_OK) {
         r->cap = 1 << 17;
         r->buf = cllm_malloc(r->cap + 1);
@@ -189,7 +191,8 @@ static void close_file(cllm_reader *r) {
 void cllm_reader_free(cllm_reader *r) {
     if (!r) return;
     close_file(r);
-    for (int i = 0; i < r->n_files; i++) free(r->files[i].path);
+    for (int i = 0; i < r->n_files; i++)
+        free(r->files[i].path);
     free(r->files);
     free(r->seen);
     free(r->buf);
@@ -197,8 +200,27 @@ void cllm_reader_free(cllm_reader *r) {
     free(r);
 }
 
-const cllm_reader_stats *cllm_reader_get_stats(const cllm_reader *r) { return &r->stats; }
-uint64_t cllm_reader_num_files(const cllm_reader *r) { return (uint64_t)r->n_files; }
+const cllm_reader_stats *cllm_reader_get_stats(const cllm_reader *r) {
+    return &r->stats;
+}
+uint64_t cllm_reader_num_files(const cllm_reader *r) {
+    return (uint64_t)r->n_files;
+}
+
+uint64_t cllm_reader_done_bytes(const cllm_reader *r, uint64_t *files_done) {
+    uint64_t t = 0;
+    for (int i = 0; i < r->next_file; i++)
+        t += r->files[i].size;
+    if (files_done) *files_done = (uint64_t)r->next_file;
+    return t;
+}
+
+uint64_t cllm_reader_total_bytes(const cllm_reader *r) {
+    uint64_t t = 0;
+    for (int i = 0; i < r->n_files; i++)
+        t += r->files[i].size;
+    return t;
+}
 
 static bool ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -220,7 +242,9 @@ static cllm_status fill(cllm_reader *r) {
     if (r->end == r->cap) {
         size_t cap = 2 * r->cap;
         char *nb = realloc(r->buf, cap + 1);
-        if (!nb) return cllm_fail(CLLM_ERR_NOMEM, "%s: out of memory (a line of %zu bytes)", r->path, r->end);
+        if (!nb)
+            return cllm_fail(CLLM_ERR_NOMEM, "%s: out of memory (a line of %zu bytes)", r->path,
+                             r->end);
         r->buf = nb;
         r->cap = cap;
     }
@@ -231,7 +255,8 @@ static cllm_status fill(cllm_reader *r) {
     /* A gzip stream cut short reads as an end of file with Z_BUF_ERROR pending. */
     if (got < 0 || errnum != Z_OK) {
         return cllm_fail(CLLM_ERR_FORMAT, "%s: %s after %llu bytes of text (line %llu): %s",
-                         r->path, errnum == Z_ERRNO ? "read error" : "corrupt or truncated gzip data",
+                         r->path,
+                         errnum == Z_ERRNO ? "read error" : "corrupt or truncated gzip data",
                          (unsigned long long)(r->stats.bytes + r->end - r->beg),
                          (unsigned long long)r->line, errnum == Z_ERRNO ? strerror(errno) : msg);
     }
@@ -246,8 +271,7 @@ static cllm_status open_next(cllm_reader *r, bool *ok) {
     while (r->next_file < r->n_files) {
         input_file *f = &r->files[r->next_file++];
         r->gz = gzopen(f->path, "rb");
-        if (!r->gz)
-            return cllm_fail(CLLM_ERR_IO, "%s: cannot open: %s", f->path, strerror(errno));
+        if (!r->gz) return cllm_fail(CLLM_ERR_IO, "%s: cannot open: %s", f->path, strerror(errno));
         gzbuffer(r->gz, 1 << 17);
         r->path = f->path;
         r->beg = r->end = 0;
@@ -265,7 +289,8 @@ static cllm_status open_next(cllm_reader *r, bool *ok) {
         }
         const char *nul = memchr(r->buf, 0, r->end);
         if (nul) {
-            bool utf16 = r->end >= 2 && ((unsigned char)r->buf[0] == 0xFF || (unsigned char)r->buf[0] == 0xFE) &&
+            bool utf16 = r->end >= 2 &&
+                         ((unsigned char)r->buf[0] == 0xFF || (unsigned char)r->buf[0] == 0xFE) &&
                          ((unsigned char)r->buf[1] == 0xFE || (unsigned char)r->buf[1] == 0xFF);
             r->stats.files_binary++;
             if (f->named || utf16)
@@ -313,9 +338,12 @@ static cllm_status next_line(cllm_reader *r, const char **s, size_t *n) {
 static cllm_status doc_append(cllm_reader *r, const char *s, size_t n) {
     if (r->doc_len + n + 1 > r->doc_cap) {
         size_t cap = r->doc_cap ? r->doc_cap : 4096;
-        while (cap < r->doc_len + n + 1) cap *= 2;
+        while (cap < r->doc_len + n + 1)
+            cap *= 2;
         char *nd = realloc(r->doc, cap);
-        if (!nd) return cllm_fail(CLLM_ERR_NOMEM, "%s: out of memory (a document of %zu bytes)", r->path, r->doc_len + n);
+        if (!nd)
+            return cllm_fail(CLLM_ERR_NOMEM, "%s: out of memory (a document of %zu bytes)", r->path,
+                             r->doc_len + n);
         r->doc = nd;
         r->doc_cap = cap;
     }
@@ -328,8 +356,8 @@ static cllm_status doc_append(cllm_reader *r, const char *s, size_t n) {
 /* A malformed JSONL line: an error with strict, else counted and (the first few) warned. */
 static cllm_status malformed(cllm_reader *r, uint64_t line, const char *why) {
     if (r->o.strict)
-        return cllm_fail(CLLM_ERR_FORMAT, "%s:%llu: %s (--strict refuses malformed lines)",
-                         r->path, (unsigned long long)line, why);
+        return cllm_fail(CLLM_ERR_FORMAT, "%s:%llu: %s (--strict refuses malformed lines)", r->path,
+                         (unsigned long long)line, why);
     r->stats.malformed_lines++;
     if (++r->warnings <= MAX_WARNINGS)
         cllm_log(CLLM_LOG_WARN, "%s:%llu: skipped: %s%s", r->path, (unsigned long long)line, why,
@@ -341,13 +369,15 @@ static cllm_status malformed(cllm_reader *r, uint64_t line, const char *why) {
 /* One JSONL record into r->doc; *got false for a blank or skipped line. */
 static cllm_status parse_jsonl(cllm_reader *r, const char *s, size_t n, uint64_t line, bool *got) {
     *got = false;
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
     if (line == 1 && n >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) { /* BOM */
         s += 3;
         n -= 3;
     }
     size_t i = 0;
-    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
     if (i == n) return CLLM_OK;
     const char *end = NULL;
     cJSON *obj = cJSON_ParseWithLengthOpts(s, n, &end, 0);
@@ -359,7 +389,8 @@ static cllm_status parse_jsonl(cllm_reader *r, const char *s, size_t n, uint64_t
     }
     cllm_status st = CLLM_OK;
     size_t rest = end ? (size_t)(end - s) : n;
-    while (rest < n && (s[rest] == ' ' || s[rest] == '\t')) rest++;
+    while (rest < n && (s[rest] == ' ' || s[rest] == '\t'))
+        rest++;
     if (rest < n) {
         snprintf(why, sizeof why, "not valid JSON (text after the value at column %zu)", rest + 1);
         st = malformed(r, line, why);
@@ -368,8 +399,8 @@ static cllm_status parse_jsonl(cllm_reader *r, const char *s, size_t n, uint64_t
     } else {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, r->o.text_key);
         if (!cJSON_IsString(v) || !v->valuestring) {
-            snprintf(why, sizeof why, "%s string field \"%.60s\" (--text-key)",
-                     v ? "not a" : "no", r->o.text_key);
+            snprintf(why, sizeof why, "%s string field \"%.60s\" (--text-key)", v ? "not a" : "no",
+                     r->o.text_key);
             st = malformed(r, line, why);
         } else {
             r->doc_len = 0;
@@ -382,7 +413,8 @@ static cllm_status parse_jsonl(cllm_reader *r, const char *s, size_t n, uint64_t
 }
 
 static bool is_separator(const cllm_reader *r, const char *s, size_t n) {
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
     size_t k = strlen(r->o.doc_separator);
     return n == k && memcmp(s, r->o.doc_separator, k) == 0;
 }
@@ -430,6 +462,13 @@ cllm_status cllm_reader_next(cllm_reader *r, cllm_doc *doc) {
             if ((st = doc_append(r, s, n)) != CLLM_OK) return st;
         }
         if (have) {
+            /* The line break that ends a text document's last line belongs to the file's
+             * layout (before a separator line, at the end of a file), not to the text. */
+            if (!r->jsonl && r->doc_len > 0 && r->doc[r->doc_len - 1] == '\n') {
+                r->doc_len--;
+                if (r->doc_len > 0 && r->doc[r->doc_len - 1] == '\r') r->doc_len--;
+                r->doc[r->doc_len] = 0;
+            }
             doc->text = r->doc ? r->doc : "";
             doc->len = r->doc_len;
             doc->path = r->path;

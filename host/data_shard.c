@@ -1,8 +1,8 @@
 /* Token shards in llm.c's .bin format: 256 little-endian int32 (magic, version, count, 0...),
  * then uint16 (version 1) or uint32 (version 2) tokens, little-endian. llm.c's own uint32
  * shards (magic 20240801, version 7, written for Llama 3) are read as well. */
-#include "data_internal.h"
 #include "cllm/util.h"
+#include "data_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -33,8 +33,9 @@ cllm_status cllm_shard_write(const char *path, const uint32_t *tokens, size_t n,
                          path, n, CLLM_SHARD_MAX_TOKENS);
     for (size_t i = 0; i < n; i++)
         if (tokens[i] >= vocab_size)
-            return cllm_fail(CLLM_ERR_USAGE, "%s: token %u at position %zu is outside the vocab (%u)",
-                             path, tokens[i], i, vocab_size);
+            return cllm_fail(CLLM_ERR_USAGE,
+                             "%s: token %u at position %zu is outside the vocab (%u)", path,
+                             tokens[i], i, vocab_size);
     int version = vocab_size <= 65536 ? 1 : 2;
     size_t width = version == 1 ? 2 : 4;
     size_t bytes = CLLM_SHARD_HEADER_BYTES + n * width;
@@ -50,7 +51,8 @@ cllm_status cllm_shard_write(const char *path, const uint32_t *tokens, size_t n,
             p[2 * i + 1] = (unsigned char)(tokens[i] >> 8);
         }
     } else {
-        for (size_t i = 0; i < n; i++) put_le32(p + 4 * i, tokens[i]);
+        for (size_t i = 0; i < n; i++)
+            put_le32(p + 4 * i, tokens[i]);
     }
     cllm_status st = cllm_write_file_atomic(path, buf, bytes);
     free(buf);
@@ -61,8 +63,8 @@ cllm_status cllm_shard_check_header(const char *path, const unsigned char *hdr, 
                                     uint64_t file_size, cllm_shard_info *info) {
     if (hdr_len < 12 || file_size < CLLM_SHARD_HEADER_BYTES)
         return cllm_fail(CLLM_ERR_FORMAT,
-                         "%s: truncated shard: %llu bytes, shorter than the %d-byte header",
-                         path, (unsigned long long)file_size, CLLM_SHARD_HEADER_BYTES);
+                         "%s: truncated shard: %llu bytes, shorter than the %d-byte header", path,
+                         (unsigned long long)file_size, CLLM_SHARD_HEADER_BYTES);
     uint32_t magic = get_le32(hdr), version = get_le32(hdr + 4), count = get_le32(hdr + 8);
     size_t width;
     if (magic == CLLM_SHARD_MAGIC) {
@@ -145,7 +147,8 @@ cllm_status cllm_shard_read(const char *path, uint32_t **tokens, size_t *n) {
         for (uint64_t i = 0; i < info.n_tokens; i++)
             t[i] = (uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8;
     else
-        for (uint64_t i = 0; i < info.n_tokens; i++) t[i] = get_le32(p + 4 * i);
+        for (uint64_t i = 0; i < info.n_tokens; i++)
+            t[i] = get_le32(p + 4 * i);
     free(data);
     *tokens = t;
     *n = (size_t)info.n_tokens;
@@ -208,8 +211,9 @@ cllm_status cllm_shard_writer_append(cllm_shard_writer *w, const uint32_t *token
     for (size_t i = 0; i < n; i++) {
         uint32_t t = tokens[i];
         if (t >= w->vocab)
-            return cllm_fail(CLLM_ERR_USAGE, "%s: token %u at position %llu is outside the vocab (%u)",
-                             w->path, t, (unsigned long long)(w->n + i), w->vocab);
+            return cllm_fail(CLLM_ERR_USAGE,
+                             "%s: token %u at position %llu is outside the vocab (%u)", w->path, t,
+                             (unsigned long long)(w->n + i), w->vocab);
         if (w->used + 4 > sizeof w->buf) {
             cllm_status st = writer_flush(w);
             if (st != CLLM_OK) return st;
@@ -227,7 +231,9 @@ cllm_status cllm_shard_writer_append(cllm_shard_writer *w, const uint32_t *token
     return CLLM_OK;
 }
 
-uint64_t cllm_shard_writer_count(const cllm_shard_writer *w) { return w->n; }
+uint64_t cllm_shard_writer_count(const cllm_shard_writer *w) {
+    return w->n;
+}
 
 cllm_status cllm_shard_writer_close(cllm_shard_writer *w) {
     cllm_status st = writer_flush(w);
@@ -235,7 +241,8 @@ cllm_status cllm_shard_writer_close(cllm_shard_writer *w) {
     put_le32(hdr, CLLM_SHARD_MAGIC);
     put_le32(hdr + 4, w->width == 2 ? 1u : 2u);
     put_le32(hdr + 8, (uint32_t)w->n);
-    if (st == CLLM_OK && (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(hdr, 1, sizeof hdr, w->f) != sizeof hdr))
+    if (st == CLLM_OK &&
+        (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(hdr, 1, sizeof hdr, w->f) != sizeof hdr))
         st = cllm_fail(CLLM_ERR_IO, "%s: write: %s", w->tmp, strerror(errno));
     if (st == CLLM_OK && (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0))
         st = cllm_fail(CLLM_ERR_IO, "%s: fsync: %s", w->tmp, strerror(errno));

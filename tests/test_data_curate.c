@@ -10,7 +10,7 @@
 typedef struct {
     const char *name;
     const char *in;
-    const char *want;  /* cleaned text (NULL: do not compare) */
+    const char *want; /* cleaned text (NULL: do not compare) */
     cllm_doc_rule rule;
     unsigned changes;
 } text_case;
@@ -23,11 +23,16 @@ static const text_case CLEAN[] = {
     {"trailing space", "a line   \t\nnext line ", "a line\nnext line", CLLM_DOC_KEPT,
      CLLM_CHANGED_CLEAN},
     {"indent kept", "  indented\n\tcode", "  indented\n\tcode", CLLM_DOC_KEPT, 0},
-    {"blank runs", "\n\n  \npara one\n\n\n\n\npara two\n\n", "para one\n\npara two",
-     CLLM_DOC_KEPT, CLLM_CHANGED_CLEAN},
-    {"one blank line kept", "a\n\nb", "a\n\nb", CLLM_DOC_KEPT, 0},
-    {"controls", "a\x01" "b\x07" "c\x7f" "d\xc2\x80" "e\x1b[0m", "abcde[0m", CLLM_DOC_KEPT,
+    {"blank runs", "\n\n  \npara one\n\n\n\n\npara two\n\n", "para one\n\npara two", CLLM_DOC_KEPT,
      CLLM_CHANGED_CLEAN},
+    {"one blank line kept", "a\n\nb", "a\n\nb", CLLM_DOC_KEPT, 0},
+    {"controls",
+     "a\x01"
+     "b\x07"
+     "c\x7f"
+     "d\xc2\x80"
+     "e\x1b[0m",
+     "abcde[0m", CLLM_DOC_KEPT, CLLM_CHANGED_CLEAN},
     {"bom", "\xEF\xBB\xBFHi", "Hi", CLLM_DOC_KEPT, CLLM_CHANGED_CLEAN},
     {"nbsp at end", "word\xC2\xA0", "word", CLLM_DOC_KEPT, CLLM_CHANGED_CLEAN},
     {"form feed", "page one\fpage two", "page one\npage two", CLLM_DOC_KEPT, CLLM_CHANGED_CLEAN},
@@ -38,17 +43,28 @@ static const text_case CLEAN[] = {
     {"underline after", "I\b_ am", "I am", CLLM_DOC_KEPT, CLLM_CHANGED_CLEAN},
     {"bold overstrike", "B\bBold", "Bold", CLLM_DOC_KEPT, CLLM_CHANGED_CLEAN},
     {"backspace at start", "\b\bstart", "start", CLLM_DOC_KEPT, CLLM_CHANGED_CLEAN},
-    {"bad byte", "a\xff" "b", "a\xef\xbf\xbd" "b", CLLM_DOC_KEPT, CLLM_CHANGED_UTF8},
+    {"bad byte",
+     "a\xff"
+     "b",
+     "a\xef\xbf\xbd"
+     "b",
+     CLLM_DOC_KEPT, CLLM_CHANGED_UTF8},
     {"truncated sequence", "x\xe2\x82", "x\xef\xbf\xbd", CLLM_DOC_KEPT, CLLM_CHANGED_UTF8},
     {"surrogate", "sur\xed\xa0\x80rogate", "sur\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdrogate",
      CLLM_DOC_KEPT, CLLM_CHANGED_UTF8},
     {"overlong", "over\xc0\xaflong", "over\xef\xbf\xbd\xef\xbf\xbdlong", CLLM_DOC_KEPT,
      CLLM_CHANGED_UTF8},
-    {"above U+10FFFF", "high\xf4\x90\x80\x80" "er",
-     "high\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "er", CLLM_DOC_KEPT,
-     CLLM_CHANGED_UTF8},
+    {"above U+10FFFF",
+     "high\xf4\x90\x80\x80"
+     "er",
+     "high\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+     "er",
+     CLLM_DOC_KEPT, CLLM_CHANGED_UTF8},
     {"valid euro", "ok\xe2\x82\xac ok", "ok\xe2\x82\xac ok", CLLM_DOC_KEPT, 0},
-    {"nfc compose", "caf" "e\xcc\x81", "caf\xc3\xa9", CLLM_DOC_KEPT, CLLM_CHANGED_NFC},
+    {"nfc compose",
+     "caf"
+     "e\xcc\x81",
+     "caf\xc3\xa9", CLLM_DOC_KEPT, CLLM_CHANGED_NFC},
     {"nfc hangul", "\xe1\x84\x80\xe1\x85\xa1", "\xea\xb0\x80", CLLM_DOC_KEPT, CLLM_CHANGED_NFC},
     {"nfc reorder", "A\xcc\x8a\xcc\xa3", "\xe1\xba\xa0\xcc\x8a", CLLM_DOC_KEPT, CLLM_CHANGED_NFC},
     {"nfc keeps ligature", "\xef\xac\x81ne", "\xef\xac\x81ne", CLLM_DOC_KEPT, 0},
@@ -84,7 +100,8 @@ static void test_switches(void) {
         {"raw bad", "bad\xff", "bad\xef\xbf\xbd", CLLM_DOC_KEPT, CLLM_CHANGED_UTF8},
         {"raw blank", " \n ", " \n ", CLLM_DOC_EMPTY, 0},
     };
-    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) run_case(&o, &raw[i]);
+    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++)
+        run_case(&o, &raw[i]);
     o.nfc = true;
     const text_case nfc_only = {"nfc only", "e\xcc\x81  \r\n", "\xc3\xa9  \r\n", CLLM_DOC_KEPT,
                                 CLLM_CHANGED_NFC};
@@ -124,7 +141,8 @@ static void test_rules(void) {
     const rule_case len[] = {
         {"short", "short", CLLM_DOC_TOO_SHORT, 5},
         {"exactly min", "exactly 10", CLLM_DOC_KEPT, 0},
-        {"code points, not bytes", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 ab", CLLM_DOC_TOO_SHORT, 8},
+        {"code points, not bytes", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 ab",
+         CLLM_DOC_TOO_SHORT, 8},
         {"counted after clean-up", "  \n\nnine char  \n\n", CLLM_DOC_TOO_SHORT, 9},
         {"exactly max", "abcdefghij abcdefghij abcdefgh", CLLM_DOC_KEPT, 0},
         {"long", "abcdefghij abcdefghij abcdefghi", CLLM_DOC_TOO_LONG, 31},
@@ -196,7 +214,8 @@ static void test_names(void) {
 
 int main(void) {
     cllm_curate_opts o = cllm_curate_opts_default();
-    for (size_t i = 0; i < sizeof CLEAN / sizeof CLEAN[0]; i++) run_case(&o, &CLEAN[i]);
+    for (size_t i = 0; i < sizeof CLEAN / sizeof CLEAN[0]; i++)
+        run_case(&o, &CLEAN[i]);
     test_switches();
     test_rules();
     test_names();

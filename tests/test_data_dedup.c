@@ -64,9 +64,9 @@ static void test_bands(void) {
 
 typedef struct {
     char *text;
-    int kind;        /* 0 original, 1 exact copy, 2 near copy, 3 half overlap */
-    int source;      /* index of the document it copies (kinds 1..3) */
-    double jaccard;  /* true Jaccard with the source (kinds 2, 3) */
+    int kind;       /* 0 original, 1 exact copy, 2 near copy, 3 half overlap */
+    int source;     /* index of the document it copies (kinds 1..3) */
+    double jaccard; /* true Jaccard with the source (kinds 2, 3) */
 } doc;
 
 static char vocab[VOCAB][12];
@@ -74,7 +74,8 @@ static char vocab[VOCAB][12];
 static void make_vocab(test_rng *r) {
     for (int i = 0; i < VOCAB; i++) {
         int n = 3 + (int)(test_rng_u64(r) % 7);
-        for (int k = 0; k < n; k++) vocab[i][k] = (char)('a' + test_rng_u64(r) % 26);
+        for (int k = 0; k < n; k++)
+            vocab[i][k] = (char)('a' + test_rng_u64(r) % 26);
         vocab[i][n] = 0;
     }
 }
@@ -99,10 +100,12 @@ static char *words_text(const int *w, int n, bool decorate, test_rng *r) {
  * lower-casing (independent of the library: strings, sorted, merged). */
 static int shingles(const char *text, char ***out) {
     char *low = strdup(text);
-    for (char *p = low; *p; p++) *p = isalnum((unsigned char)*p) ? (char)tolower((unsigned char)*p) : ' ';
+    for (char *p = low; *p; p++)
+        *p = isalnum((unsigned char)*p) ? (char)tolower((unsigned char)*p) : ' ';
     char *words[MAXW + 10];
     int n = 0;
-    for (char *tok = strtok(low, " "); tok; tok = strtok(NULL, " ")) words[n++] = tok;
+    for (char *tok = strtok(low, " "); tok; tok = strtok(NULL, " "))
+        words[n++] = tok;
     int m = n >= 5 ? n - 4 : 1;
     char **sh = malloc((size_t)m * sizeof *sh);
     for (int i = 0; i < m; i++) {
@@ -118,7 +121,9 @@ static int shingles(const char *text, char ***out) {
     return m;
 }
 
-static int cmp_s(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_s(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static double true_jaccard(const char *a, const char *b) {
     char **sa, **sb;
@@ -132,18 +137,24 @@ static double true_jaccard(const char *a, const char *b) {
         if (c == 0) {
             inter++;
             const char *v = sa[i];
-            while (i < na && !strcmp(sa[i], v)) i++;
-            while (j < nb && !strcmp(sb[j], v)) j++;
+            while (i < na && !strcmp(sa[i], v))
+                i++;
+            while (j < nb && !strcmp(sb[j], v))
+                j++;
         } else if (c < 0) {
             const char *v = sa[i];
-            while (i < na && !strcmp(sa[i], v)) i++;
+            while (i < na && !strcmp(sa[i], v))
+                i++;
         } else {
             const char *v = sb[j];
-            while (j < nb && !strcmp(sb[j], v)) j++;
+            while (j < nb && !strcmp(sb[j], v))
+                j++;
         }
     }
-    for (int k = 0; k < na; k++) free(sa[k]);
-    for (int k = 0; k < nb; k++) free(sb[k]);
+    for (int k = 0; k < na; k++)
+        free(sa[k]);
+    for (int k = 0; k < nb; k++)
+        free(sb[k]);
     free(sa);
     free(sb);
     return (double)inter / uni;
@@ -154,13 +165,14 @@ static double true_jaccard(const char *a, const char *b) {
 static int make_corpus(doc **out, test_rng *r) {
     const int N0 = 240, K = 20, N = N0 + 3 * K;
     doc *d = calloc((size_t)N, sizeof *d);
-    int (*w)[MAXW] = calloc((size_t)N, sizeof *w);
+    int(*w)[MAXW] = calloc((size_t)N, sizeof *w);
     int *nw = calloc((size_t)N, sizeof *nw);
     /* Build in a scratch order: originals first, then plants appended; then shuffle plants
      * into positions after their source. */
     for (int i = 0; i < N0; i++) {
         nw[i] = 100 + (int)(test_rng_u64(r) % 80);
-        for (int k = 0; k < nw[i]; k++) w[i][k] = (int)(test_rng_u64(r) % VOCAB);
+        for (int k = 0; k < nw[i]; k++)
+            w[i][k] = (int)(test_rng_u64(r) % VOCAB);
         d[i].text = words_text(w[i], nw[i], false, r);
     }
     int n = N0;
@@ -177,7 +189,8 @@ static int make_corpus(doc **out, test_rng *r) {
                 w[n][nw[n] / 2] = (w[n][nw[n] / 2] + 1) % VOCAB;
                 d[n].text = words_text(w[n], nw[n], true, r);
             } else { /* the first half, then new words */
-                for (int k = nw[n] / 2; k < nw[n]; k++) w[n][k] = (int)(test_rng_u64(r) % VOCAB);
+                for (int k = nw[n] / 2; k < nw[n]; k++)
+                    w[n][k] = (int)(test_rng_u64(r) % VOCAB);
                 d[n].text = words_text(w[n], nw[n], false, r);
             }
             if (kind >= 2) d[n].jaccard = true_jaccard(d[n].text, d[src].text);
@@ -249,7 +262,7 @@ static void test_corpus(void) {
     run_dedup(&o, d, n, v, s1);
     int wrong = 0, exact = 0, near = 0;
     for (int i = 0; i < n; i++) {
-        cllm_doc_rule want = d[i].kind == 1 ? CLLM_DOC_EXACT_DUP
+        cllm_doc_rule want = d[i].kind == 1   ? CLLM_DOC_EXACT_DUP
                              : d[i].kind == 2 ? CLLM_DOC_NEAR_DUP
                                               : CLLM_DOC_KEPT;
         bool ok = v[i].rule == want;
@@ -275,7 +288,8 @@ static void test_corpus(void) {
     run_dedup(&o, d, n, v3, s3);
     CHECK(memcmp(s1, s3, (size_t)n * o.num_perm * 4) != 0);
     bool same = true;
-    for (int i = 0; i < n; i++) same = same && v3[i].rule == v[i].rule && v3[i].dup_of == v[i].dup_of;
+    for (int i = 0; i < n; i++)
+        same = same && v3[i].rule == v[i].rule && v3[i].dup_of == v[i].dup_of;
     CHECK_MSG(same, "verdicts do not depend on the seed for clear-cut duplicates");
 
     /* Exact off: exact copies become near duplicates with similarity 1. Near off: only the
@@ -291,12 +305,14 @@ static void test_corpus(void) {
     o.near_threshold = 0;
     run_dedup(&o, d, n, v2, NULL);
     int removed = 0;
-    for (int i = 0; i < n; i++) removed += v2[i].rule != CLLM_DOC_KEPT;
+    for (int i = 0; i < n; i++)
+        removed += v2[i].rule != CLLM_DOC_KEPT;
     for (int i = 0; i < n; i++)
         if (d[i].kind == 1) CHECK(v2[i].rule == CLLM_DOC_EXACT_DUP);
     CHECK(removed == 20);
 
-    for (int i = 0; i < n; i++) free(d[i].text);
+    for (int i = 0; i < n; i++)
+        free(d[i].text);
     free(d);
     free(v);
     free(v2);
@@ -319,14 +335,18 @@ static void test_small(void) {
         {"Hello World, again and again and again.", CLLM_DOC_KEPT, 0},
         {"hello world again AND again; and again!", CLLM_DOC_NEAR_DUP, 0}, /* same words */
         {"Hello World, again and again and again.", CLLM_DOC_EXACT_DUP, 0},
-        {"one two", CLLM_DOC_KEPT, 0},           /* shorter than a shingle: one shingle */
+        {"one two", CLLM_DOC_KEPT, 0}, /* shorter than a shingle: one shingle */
         {"One, two!", CLLM_DOC_NEAR_DUP, 3},
         {"one three", CLLM_DOC_KEPT, 0},
-        {"!!! ???", CLLM_DOC_KEPT, 0},           /* no words: only exact duplicates */
+        {"!!! ???", CLLM_DOC_KEPT, 0}, /* no words: only exact duplicates */
         {"... ;;;", CLLM_DOC_KEPT, 0},
         {"!!! ???", CLLM_DOC_EXACT_DUP, 6},
-        {"Caf\xc3\xa9 \xc3\x9c" "BER alles", CLLM_DOC_KEPT, 0},
-        {"caf\xc3\xa9 \xc3\xbc" "ber ALLES", CLLM_DOC_NEAR_DUP, 9}, /* Unicode lower-casing */
+        {"Caf\xc3\xa9 \xc3\x9c"
+         "BER alles",
+         CLLM_DOC_KEPT, 0},
+        {"caf\xc3\xa9 \xc3\xbc"
+         "ber ALLES",
+         CLLM_DOC_NEAR_DUP, 9}, /* Unicode lower-casing */
     };
     uint32_t mh[128];
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {

@@ -22,7 +22,8 @@ static uint32_t tok_of(int s, size_t i) {
 static void make_shards(const char *dir) {
     for (int s = 0; s < N_SHARDS; s++) {
         uint32_t *t = malloc(SHARD_N[s] * sizeof *t);
-        for (size_t i = 0; i < SHARD_N[s]; i++) t[i] = tok_of(s, i);
+        for (size_t i = 0; i < SHARD_N[s]; i++)
+            t[i] = tok_of(s, i);
         char *p = cllm_strdup_printf("%s/train_%03d.bin", dir, s);
         CHECK_OK(cllm_shard_write(p, t, SHARD_N[s], s == 3 ? 50257 : 4000000));
         free(p);
@@ -30,7 +31,8 @@ static void make_shards(const char *dir) {
     }
     /* Files that are not train shards must be ignored. */
     uint32_t v[100];
-    for (int i = 0; i < 100; i++) v[i] = (uint32_t)i;
+    for (int i = 0; i < 100; i++)
+        v[i] = (uint32_t)i;
     char *p = cllm_path_join(dir, "val_000.bin");
     CHECK_OK(cllm_shard_write(p, v, 100, 50257));
     free(p);
@@ -48,7 +50,8 @@ typedef struct {
 static int list_windows(int T, win *w) {
     int n = 0;
     for (int s = 0; s < N_SHARDS; s++)
-        for (size_t st = 0; st + (size_t)T + 1 <= SHARD_N[s]; st += (size_t)T) w[n++] = (win){s, st};
+        for (size_t st = 0; st + (size_t)T + 1 <= SHARD_N[s]; st += (size_t)T)
+            w[n++] = (win){s, st};
     return n;
 }
 
@@ -67,8 +70,14 @@ static int window_id(const uint32_t *x, const uint32_t *y, int T, const win *w, 
 
 static cllm_loader *open_loader(const char *dir, int B, int T, bool shuffle, uint64_t seed,
                                 int rank, int world) {
-    cllm_loader_opts o = {.dir = dir, .split = "train", .B = B, .T = T, .shuffle = shuffle,
-                          .seed = seed, .rank = rank, .world = world};
+    cllm_loader_opts o = {.dir = dir,
+                          .split = "train",
+                          .B = B,
+                          .T = T,
+                          .shuffle = shuffle,
+                          .seed = seed,
+                          .rank = rank,
+                          .world = world};
     cllm_loader *l = NULL;
     CHECK_OK(cllm_loader_init(&l, &o));
     return l;
@@ -79,7 +88,8 @@ static void run(cllm_loader *l, int n, int B, int T, const win *w, int nw, int *
     uint32_t *x = malloc((size_t)B * T * sizeof *x), *y = malloc((size_t)B * T * sizeof *y);
     for (int i = 0; i < n; i++) {
         CHECK_OK(cllm_loader_next(l, x, y));
-        for (int b = 0; b < B; b++) ids[i * B + b] = window_id(x + b * T, y + b * T, T, w, nw);
+        for (int b = 0; b < B; b++)
+            ids[i * B + b] = window_id(x + b * T, y + b * T, T, w, nw);
     }
     free(x);
     free(y);
@@ -100,7 +110,8 @@ static void test_sequential(const char *dir) {
     int ids[2 * 33];
     run(l, 22, B, T, w, nw, ids);
     bool ok = true;
-    for (int i = 0; i < 22 * B; i++) ok = ok && ids[i] == i % 33;
+    for (int i = 0; i < 22 * B; i++)
+        ok = ok && ids[i] == i % 33;
     CHECK_MSG(ok, "sequential batches follow shard and position order, twice");
     cllm_loader_cursor c;
     cllm_loader_get_cursor(l, &c);
@@ -113,13 +124,17 @@ static void test_sequential(const char *dir) {
     CHECK(cllm_loader_batches_per_epoch(l) == 6);
     run(l, 7, 5, T, w, nw, ids);
     ok = true;
-    for (int i = 0; i < 30; i++) ok = ok && ids[i] == i;
-    for (int i = 30; i < 35; i++) ok = ok && ids[i] == i - 30;
+    for (int i = 0; i < 30; i++)
+        ok = ok && ids[i] == i;
+    for (int i = 30; i < 35; i++)
+        ok = ok && ids[i] == i - 30;
     CHECK_MSG(ok, "epoch 1 starts again at window 0");
     cllm_loader_free(l);
 }
 
-static bool same_ids(const int *a, const int *b, int n) { return memcmp(a, b, n * sizeof *a) == 0; }
+static bool same_ids(const int *a, const int *b, int n) {
+    return memcmp(a, b, n * sizeof *a) == 0;
+}
 
 static void test_shuffle(const char *dir) {
     const int B = 4, T = 32, E = 3;
@@ -148,13 +163,15 @@ static void test_shuffle(const char *dir) {
         }
         CHECK_MSG(valid, "every row is a window of the shards");
         int distinct = 0;
-        for (int k = 0; k < nw; k++) distinct += seen[k] == 1;
+        for (int k = 0; k < nw; k++)
+            distinct += seen[k] == 1;
         CHECK_MSG(distinct == bpe * B, "epoch %d visits %d distinct windows", e, distinct);
     }
     CHECK_MSG(!same_ids(ia, ia + bpe * B, bpe * B), "epoch 1 is reshuffled");
     /* Not the sequential order. */
     int seq[68];
-    for (int i = 0; i < 68; i++) seq[i] = i;
+    for (int i = 0; i < 68; i++)
+        seq[i] = i;
     CHECK(!same_ids(ia, seq, bpe * B));
     cllm_loader_free(a);
     cllm_loader_free(b);
@@ -167,16 +184,19 @@ static void test_ranks(const char *dir) {
     int nw = list_windows(T, w);
     cllm_loader *one = open_loader(dir, B * W, T, true, 7, 0, 1);
     cllm_loader *r[W];
-    for (int k = 0; k < W; k++) r[k] = open_loader(dir, B, T, true, 7, k, W);
+    for (int k = 0; k < W; k++)
+        r[k] = open_loader(dir, B, T, true, 7, k, W);
     if (!one || !r[0] || !r[1] || !r[2]) return;
     const int bpe = (int)cllm_loader_batches_per_epoch(one);
     CHECK(bpe == 68 / 6);
-    for (int k = 0; k < W; k++) CHECK(cllm_loader_batches_per_epoch(r[k]) == (uint64_t)bpe);
+    for (int k = 0; k < W; k++)
+        CHECK(cllm_loader_batches_per_epoch(r[k]) == (uint64_t)bpe);
     /* Two epochs: batch i of the single loader (B*W rows) is rank 0's rows, then rank 1's,
      * then rank 2's: the ranks split exactly what one device would have seen. */
     int ione[2 * 11 * 6], ir[3][2 * 11 * 2];
     run(one, 2 * bpe, B * W, T, w, nw, ione);
-    for (int k = 0; k < W; k++) run(r[k], 2 * bpe, B, T, w, nw, ir[k]);
+    for (int k = 0; k < W; k++)
+        run(r[k], 2 * bpe, B, T, w, nw, ir[k]);
     bool ok = true;
     for (int i = 0; i < 2 * bpe; i++)
         for (int k = 0; k < W; k++)
@@ -184,11 +204,14 @@ static void test_ranks(const char *dir) {
     CHECK_MSG(ok, "ranks split a global batch");
     int seen[128] = {0};
     for (int k = 0; k < W; k++)
-        for (int i = 0; i < bpe * B; i++) seen[ir[k][i]]++;
+        for (int i = 0; i < bpe * B; i++)
+            seen[ir[k][i]]++;
     int dup = 0;
-    for (int k = 0; k < nw; k++) dup += seen[k] > 1;
+    for (int k = 0; k < nw; k++)
+        dup += seen[k] > 1;
     CHECK_MSG(dup == 0, "no window is seen by two ranks in an epoch");
-    for (int k = 0; k < W; k++) cllm_loader_free(r[k]);
+    for (int k = 0; k < W; k++)
+        cllm_loader_free(r[k]);
     cllm_loader_free(one);
 }
 
@@ -235,8 +258,8 @@ static void expect_init_error(const char *dir, const char *split, int B, int T, 
     cllm_status st = cllm_loader_init(&l, &o);
     CHECK_MSG(st == want, "status %s, expected %s (%s)", cllm_status_name(st),
               cllm_status_name(want), cllm_last_error());
-    CHECK_MSG(strstr(cllm_last_error(), text) != NULL, "message '%s' lacks '%s'",
-              cllm_last_error(), text);
+    CHECK_MSG(strstr(cllm_last_error(), text) != NULL, "message '%s' lacks '%s'", cllm_last_error(),
+              text);
     CHECK(l == NULL);
     cllm_loader_free(l);
 }

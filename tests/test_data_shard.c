@@ -16,7 +16,8 @@ static uint32_t le32(const unsigned char *p) {
 /* Write n random tokens below vocab, then check the file's bytes and read them back. */
 static void roundtrip(const char *dir, size_t n, uint32_t vocab, int want_version, test_rng *r) {
     uint32_t *t = malloc((n ? n : 1) * sizeof *t);
-    for (size_t i = 0; i < n; i++) t[i] = (uint32_t)(test_rng_u64(r) % vocab);
+    for (size_t i = 0; i < n; i++)
+        t[i] = (uint32_t)(test_rng_u64(r) % vocab);
     if (n) t[n - 1] = vocab - 1; /* the largest id must survive */
     char *path = cllm_strdup_printf("%s/rt_%zu_%u.bin", dir, n, vocab);
     CHECK_OK(cllm_shard_write(path, t, n, vocab));
@@ -31,7 +32,8 @@ static void roundtrip(const char *dir, size_t n, uint32_t vocab, int want_versio
         CHECK(le32(u + 4) == (uint32_t)want_version);
         CHECK(le32(u + 8) == n);
         bool zero = true;
-        for (int i = 12; i < 1024; i++) zero = zero && u[i] == 0;
+        for (int i = 12; i < 1024; i++)
+            zero = zero && u[i] == 0;
         CHECK_MSG(zero, "header ints 3..255 are zero");
         bool same = true;
         for (size_t i = 0; i < n; i++) {
@@ -77,13 +79,15 @@ static void header(unsigned char *h, uint32_t magic, uint32_t version, uint32_t 
     memset(h, 0, 1024);
     uint32_t v[3] = {magic, version, count};
     for (int i = 0; i < 3; i++)
-        for (int b = 0; b < 4; b++) h[4 * i + b] = (unsigned char)(v[i] >> (8 * b));
+        for (int b = 0; b < 4; b++)
+            h[4 * i + b] = (unsigned char)(v[i] >> (8 * b));
 }
 
 static void test_errors(const char *dir) {
     unsigned char buf[1024 + 40];
     header(buf, 20240520, 1, 20);
-    for (int i = 0; i < 40; i++) buf[1024 + i] = (unsigned char)i;
+    for (int i = 0; i < 40; i++)
+        buf[1024 + i] = (unsigned char)i;
     char *good = cllm_path_join(dir, "good.bin");
     CHECK_OK(cllm_write_file_atomic(good, buf, sizeof buf));
     uint32_t *t = NULL;
@@ -162,7 +166,8 @@ static void test_llmc_file(const char *name, size_t want_n, uint32_t mul, uint32
 static void test_writer(const char *dir, uint32_t vocab, test_rng *r) {
     const size_t n = 100003;
     uint32_t *t = malloc(n * sizeof *t);
-    for (size_t i = 0; i < n; i++) t[i] = (uint32_t)(test_rng_u64(r) % vocab);
+    for (size_t i = 0; i < n; i++)
+        t[i] = (uint32_t)(test_rng_u64(r) % vocab);
     char *a = cllm_strdup_printf("%s/whole_%u.bin", dir, vocab);
     char *b = cllm_strdup_printf("%s/streamed_%u.bin", dir, vocab);
     CHECK_OK(cllm_shard_write(a, t, n, vocab));
@@ -208,8 +213,8 @@ int main(void) {
     roundtrip(dir, 10007, 50257, 1, &r);
     roundtrip(dir, 0, 50257, 1, &r);
     roundtrip(dir, 1, 2, 1, &r);
-    roundtrip(dir, 999, 65536, 1, &r);  /* the largest vocab that fits uint16 */
-    roundtrip(dir, 999, 65537, 2, &r);  /* one more needs uint32 */
+    roundtrip(dir, 999, 65536, 1, &r);   /* the largest vocab that fits uint16 */
+    roundtrip(dir, 999, 65537, 2, &r);   /* one more needs uint32 */
     roundtrip(dir, 3001, 200019, 2, &r); /* o200k-sized */
     test_write_refusals(dir);
     test_writer(dir, 50257, &r);

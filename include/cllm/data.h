@@ -86,7 +86,7 @@ cllm_status cllm_shard_writer_open(cllm_shard_writer **w, const char *path, uint
 cllm_status cllm_shard_writer_append(cllm_shard_writer *w, const uint32_t *tokens, size_t n);
 uint64_t cllm_shard_writer_count(const cllm_shard_writer *w);
 cllm_status cllm_shard_writer_close(cllm_shard_writer *w); /* frees w, also on failure */
-void cllm_shard_writer_abort(cllm_shard_writer *w);         /* NULL is a no-op */
+void cllm_shard_writer_abort(cllm_shard_writer *w);        /* NULL is a no-op */
 
 /* ---- batch loader ---- */
 
@@ -129,17 +129,16 @@ uint32_t cllm_loader_max_token(const cllm_loader *l);
 int cllm_loader_num_shards(const cllm_loader *l);
 uint64_t cllm_loader_num_windows(const cllm_loader *l);
 
-
 /* ---- corpus reading: files, directories, gzip, documents, JSONL ---- */
 
 /* How files turn into documents. */
 typedef struct {
-    const char *format;        /* "auto" (*.jsonl / *.ndjson, optionally .gz, are JSONL; the
-                                  rest text), "text" or "jsonl" */
-    const char *doc_separator; /* text: a line equal to this (e.g. "%" for fortune files)
-                                  separates documents; NULL: one document per file */
-    const char *text_key;      /* JSONL: the string field holding the text ("text") */
-    bool strict;               /* a malformed JSONL line is an error (else skipped, counted) */
+    const char *format;         /* "auto" (*.jsonl / *.ndjson, optionally .gz, are JSONL; the
+                                   rest text), "text" or "jsonl" */
+    const char *doc_separator;  /* text: a line equal to this (e.g. "%" for fortune files)
+                                   separates documents; NULL: one document per file */
+    const char *text_key;       /* JSONL: the string field holding the text ("text") */
+    bool strict;                /* a malformed JSONL line is an error (else skipped, counted) */
     const char *const *include; /* glob patterns on file names met in directories (NULL, 0:
                                    all); files named on the command line are always read */
     int n_include;
@@ -149,19 +148,20 @@ typedef struct {
 cllm_reader_opts cllm_reader_opts_default(void);
 
 typedef struct {
-    uint64_t files;              /* files read */
-    uint64_t files_binary;       /* skipped: a NUL byte in the first 64 KiB (e.g. strfile
-                                    .dat indexes) */
-    uint64_t files_same;         /* skipped: the same file again (a symlink or hard link) */
-    uint64_t files_excluded;     /* skipped: --include / --exclude */
-    uint64_t bytes;              /* bytes of text read (after gunzip) */
-    uint64_t bytes_compressed;   /* bytes of files read from disk */
-    uint64_t documents;          /* documents produced */
-    uint64_t malformed_lines;    /* JSONL lines skipped (not JSON, not an object, no text) */
+    uint64_t files;            /* files read */
+    uint64_t files_binary;     /* skipped: a NUL byte in the first 64 KiB (e.g. strfile
+                                  .dat indexes) */
+    uint64_t files_same;       /* skipped: the same file again (a symlink or hard link) */
+    uint64_t files_excluded;   /* skipped: --include / --exclude */
+    uint64_t bytes;            /* bytes of text read (after gunzip) */
+    uint64_t bytes_compressed; /* bytes of files read from disk */
+    uint64_t documents;        /* documents produced */
+    uint64_t malformed_lines;  /* JSONL lines skipped (not JSON, not an object, no text) */
 } cllm_reader_stats;
 
 typedef struct {
-    const char *text; /* the raw document (not NUL-terminated), valid until the next call */
+    const char *text; /* the raw document, valid until the next call; text documents lose the
+                         line break that ends their last line */
     size_t len;
     const char *path; /* the file it came from (valid while the reader lives) */
     uint64_t line;    /* 1-based line where it starts */
@@ -178,6 +178,9 @@ cllm_status cllm_reader_next(cllm_reader *r, cllm_doc *doc);
 const cllm_reader_stats *cllm_reader_get_stats(const cllm_reader *r);
 /* Files found by the walk (read or yet to be read, skipped ones excluded as they are met). */
 uint64_t cllm_reader_num_files(const cllm_reader *r);
+/* Their total size on disk, and that of the files opened so far (for progress). */
+uint64_t cllm_reader_total_bytes(const cllm_reader *r);
+uint64_t cllm_reader_done_bytes(const cllm_reader *r, uint64_t *files_done);
 void cllm_reader_free(cllm_reader *r);
 
 /* ---- curation: clean-up, normalization and per-document quality rules ---- */
@@ -219,8 +222,8 @@ enum {
 };
 
 typedef struct {
-    char *text;  /* the cleaned document, NUL-terminated, malloc'd: the caller frees */
-    size_t len;  /* bytes */
+    char *text; /* the cleaned document, NUL-terminated, malloc'd: the caller frees */
+    size_t len; /* bytes */
     uint64_t chars;
     unsigned changes;
     cllm_doc_rule rule; /* KEPT or the first per-document rule that removes it */
@@ -228,26 +231,25 @@ typedef struct {
 } cllm_curated;
 
 /* Clean, normalize and judge one document. Thread-safe. */
-cllm_status cllm_curate(const cllm_curate_opts *o, const char *text, size_t len,
-                        cllm_curated *out);
+cllm_status cllm_curate(const cllm_curate_opts *o, const char *text, size_t len, cllm_curated *out);
 
 /* ---- deduplication: exact (content hash) and near (MinHash + LSH) ---- */
 
 typedef struct {
-    bool exact;              /* drop documents whose text equals an earlier one's */
-    double near_threshold;   /* drop documents with estimated Jaccard >= this with an
-                                earlier one (0: off) */
-    int shingle_words;       /* shingles are runs of this many words (lower-cased letters
-                                and digits) */
-    int num_perm;            /* MinHash permutations */
-    uint64_t seed;           /* the permutations are drawn from it */
+    bool exact;            /* drop documents whose text equals an earlier one's */
+    double near_threshold; /* drop documents with estimated Jaccard >= this with an
+                              earlier one (0: off) */
+    int shingle_words;     /* shingles are runs of this many words (lower-cased letters
+                              and digits) */
+    int num_perm;          /* MinHash permutations */
+    uint64_t seed;         /* the permutations are drawn from it */
 } cllm_dedup_opts;
 cllm_dedup_opts cllm_dedup_opts_default(void);
 
 typedef struct {
-    uint64_t hash[2];     /* 128-bit content hash */
-    uint32_t *minhash;    /* (num_perm), caller-provided */
-    uint64_t n_shingles;  /* 0: no words, no near-duplicate test */
+    uint64_t hash[2];    /* 128-bit content hash */
+    uint32_t *minhash;   /* (num_perm), caller-provided */
+    uint64_t n_shingles; /* 0: no words, no near-duplicate test */
 } cllm_doc_sig;
 
 typedef struct cllm_dedup cllm_dedup;
@@ -264,6 +266,52 @@ cllm_status cllm_dedup_add(cllm_dedup *d, const cllm_doc_sig *sig, uint64_t id,
                            cllm_doc_rule *verdict, uint64_t *dup_of, double *similarity);
 /* Estimated Jaccard similarity of two signatures (share of equal MinHash values). */
 double cllm_dedup_similarity(const cllm_dedup *d, const cllm_doc_sig *a, const cllm_doc_sig *b);
+
+/* ---- cllm data prepare: inputs -> curated, deduplicated, split, tokenized shards ---- */
+
+typedef struct {
+    const char *const *inputs; /* files and directories */
+    int n_inputs;
+    const char *out_dir;   /* created if missing; holding prepared data already needs force */
+    const char *tokenizer; /* tokenizer.json, or a directory (cllm_tokenizer_load) */
+    cllm_reader_opts read;
+    cllm_curate_opts curate;
+    cllm_dedup_opts dedup; /* dedup.seed is set from seed */
+    double val_fraction;   /* share of documents for validation (at least one each) */
+    uint64_t seed;         /* split and MinHash permutations */
+    uint64_t shard_tokens; /* tokens per shard (the last one of a split holds the rest) */
+    int threads;           /* <= 0: all online CPUs */
+    bool force;            /* replace prepared data already in out_dir */
+    bool removed_log;      /* write out_dir/removed.jsonl (one line per removed document) */
+    bool progress;         /* a progress line on stderr (meant for a terminal) */
+} cllm_prepare_opts;
+cllm_prepare_opts cllm_prepare_opts_default(void);
+
+typedef struct {
+    uint64_t documents, bytes, tokens, shards;
+} cllm_split_stats;
+
+typedef struct {
+    cllm_reader_stats read;
+    uint64_t changed_utf8, changed_clean, changed_nfc; /* documents the clean-up changed */
+    uint64_t removed[CLLM_DOC_N_RULES];                /* documents per rule ([KEPT] = kept) */
+    uint64_t removed_bytes[CLLM_DOC_N_RULES];          /* their bytes as read */
+    uint64_t kept_bytes;                               /* bytes of the kept, cleaned text */
+    cllm_split_stats train, val;                       /* tokens include one <|endoftext|> per
+                                                          document */
+    uint32_t vocab_size, eot;
+    int lsh_bands, lsh_rows;
+    double seconds; /* wall time, all of it; the phases: */
+    double t_setup, t_read, t_curate, t_dedup, t_tokenize, t_write;
+} cllm_prepare_stats;
+
+/* Run the whole preparation; writes out_dir/train_NNN.bin, val_NNN.bin, stats.json,
+ * tokenizer.json and (removed_log) removed.jsonl. Everything is written to a work directory
+ * inside out_dir first and moved into place at the end: a failed run leaves out_dir as it
+ * was. The result depends only on the inputs and options, not on the number of threads. */
+cllm_status cllm_data_prepare(const cllm_prepare_opts *o, cllm_prepare_stats *stats);
+/* stats as JSON text (what stats.json holds); malloc'd, caller frees. */
+char *cllm_prepare_stats_json(const cllm_prepare_opts *o, const cllm_prepare_stats *s);
 
 /* 64-bit xxHash (XXH64) of data. */
 uint64_t cllm_xxh64(const void *data, size_t len, uint64_t seed);
