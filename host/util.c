@@ -83,45 +83,78 @@ cllm_status cllm_fsync_dir(const char *dir) {
     return CLLM_OK;
 }
 
-cllm_status cllm_write_file_atomic(const char *path, const void *data, size_t len) {
-    char *tmp = cllm_strdup_printf("%s.tmp.%ld", path, (long)getpid());
-    if (!tmp) return CLLM_ERR_NOMEM;
-    cllm_status st = CLLM_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        st = cllm_fail(CLLM_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
+cllm_status cllm_atomic_begin(cllm_atomic_file *f, const char *path) {
+    f->fd = -1;
+    f->path = strdup(path);
+    f->tmp = cllm_strdup_printf("%s.tmp.%ld", path, (long)getpid());
+    if (!f->path || !f->tmp) {
+        cllm_atomic_abort(f);
+        return cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+    }
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (f->fd < 0) {
+        cllm_status st = cllm_fail(CLLM_ERR_IO, "%s: cannot create: %s", f->tmp, strerror(errno));
+        cllm_atomic_abort(f);
         return st;
     }
+    return CLLM_OK;
+}
+
+cllm_status cllm_atomic_write(cllm_atomic_file *f, const void *data, size_t len) {
     const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
+    while (len > 0) {
+        ssize_t w = write(f->fd, p, len);
         if (w < 0) {
             if (errno == EINTR) continue;
-            st = cllm_fail(CLLM_ERR_IO, "%s: write: %s", tmp, strerror(errno));
-            break;
+            return cllm_fail(CLLM_ERR_IO, "%s: write: %s", f->tmp, strerror(errno));
         }
         p += w;
-        left -= (size_t)w;
+        len -= (size_t)w;
     }
-    if (st == CLLM_OK && fsync(fd) != 0)
-        st = cllm_fail(CLLM_ERR_IO, "%s: fsync: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && st == CLLM_OK)
-        st = cllm_fail(CLLM_ERR_IO, "%s: close: %s", tmp, strerror(errno));
-    if (st == CLLM_OK && rename(tmp, path) != 0)
-        st = cllm_fail(CLLM_ERR_IO, "%s: rename to %s: %s", tmp, path, strerror(errno));
+    return CLLM_OK;
+}
+
+cllm_status cllm_atomic_commit(cllm_atomic_file *f) {
+    cllm_status st = CLLM_OK;
+    if (fsync(f->fd) != 0) st = cllm_fail(CLLM_ERR_IO, "%s: fsync: %s", f->tmp, strerror(errno));
+    if (close(f->fd) != 0 && st == CLLM_OK)
+        st = cllm_fail(CLLM_ERR_IO, "%s: close: %s", f->tmp, strerror(errno));
+    f->fd = -1;
+    if (st == CLLM_OK && rename(f->tmp, f->path) != 0)
+        st = cllm_fail(CLLM_ERR_IO, "%s: rename to %s: %s", f->tmp, f->path, strerror(errno));
     if (st != CLLM_OK) {
-        unlink(tmp);
-    } else {
-        char *dir = dir_of(path);
-        if (dir) {
-            st = cllm_fsync_dir(dir);
-            free(dir);
-        }
+        cllm_atomic_abort(f);
+        return st;
     }
-    free(tmp);
+    char *dir = dir_of(f->path);
+    st = dir ? cllm_fsync_dir(dir) : cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+    free(dir);
+    free(f->tmp);
+    free(f->path);
+    f->tmp = f->path = NULL;
     return st;
+}
+
+void cllm_atomic_abort(cllm_atomic_file *f) {
+    if (!f->tmp && !f->path) return; /* zeroed, or committed already */
+    if (f->fd >= 0) close(f->fd);
+    if (f->tmp) unlink(f->tmp);
+    free(f->tmp);
+    free(f->path);
+    f->fd = -1;
+    f->tmp = f->path = NULL;
+}
+
+cllm_status cllm_write_file_atomic(const char *path, const void *data, size_t len) {
+    cllm_atomic_file f;
+    cllm_status st = cllm_atomic_begin(&f, path);
+    if (st != CLLM_OK) return st;
+    st = cllm_atomic_write(&f, data, len);
+    if (st != CLLM_OK) {
+        cllm_atomic_abort(&f);
+        return st;
+    }
+    return cllm_atomic_commit(&f);
 }
 
 cllm_status cllm_mkdirs(const char *path) {

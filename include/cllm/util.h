@@ -21,6 +21,18 @@ extern "C" {
 cllm_status cllm_read_file(const char *path, char **data, size_t *len);
 /* Write `len` bytes to `path` atomically (tmp + fsync + rename + fsync(dir)). */
 cllm_status cllm_write_file_atomic(const char *path, const void *data, size_t len);
+/* The same, streamed: begin creates "<path>.tmp.<pid>", write appends, commit fsyncs, closes,
+ * renames over `path` and fsyncs the directory. abort closes and removes the temporary file
+ * (call it after a failed write; begin and commit clean up after themselves; abort on a zeroed
+ * or committed struct does nothing). For files too large to build in memory first. */
+typedef struct {
+    int fd;
+    char *path, *tmp;
+} cllm_atomic_file;
+cllm_status cllm_atomic_begin(cllm_atomic_file *f, const char *path);
+cllm_status cllm_atomic_write(cllm_atomic_file *f, const void *data, size_t len);
+cllm_status cllm_atomic_commit(cllm_atomic_file *f);
+void cllm_atomic_abort(cllm_atomic_file *f);
 /* fsync a directory (after creating or renaming entries in it). */
 cllm_status cllm_fsync_dir(const char *dir);
 /* mkdir -p. */
