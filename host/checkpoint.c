@@ -319,7 +319,7 @@ static cllm_status list_steps(const char *run, step_entry **out, int *count) {
         free(v);
         return st;
     }
-    qsort(v, (size_t)n, sizeof *v, by_step_desc);
+    if (n > 1) qsort(v, (size_t)n, sizeof *v, by_step_desc);
     *out = v;
     *count = n;
     return CLLM_OK;
