@@ -427,10 +427,15 @@ cllm_status cllm_dedup_add(cllm_dedup *d, const cllm_doc_sig *sig, uint64_t id,
         if (st != CLLM_OK) return st;
         memset(d->table, 0, d->table_cap * sizeof *d->table);
     }
+    /* The index is far larger than the caches and each band lands somewhere else in it:
+     * ask for all the bands' slots at once so the memory accesses overlap. */
+    for (int b = 0; b < d->bands; b++) {
+        keys[b] = band_key(d, sig->minhash, b);
+        __builtin_prefetch(&d->table[keys[b] & (d->table_cap - 1)]);
+    }
     /* Candidates: kept documents sharing a band; the first that the full signature
      * confirms (in band order, newest first) is the one reported. */
     for (int b = 0; b < d->bands; b++) {
-        keys[b] = band_key(d, sig->minhash, b);
         band_slot *s = band_find(d, keys[b]);
         for (uint64_t n = s->key ? s->head : 0; n; n = d->nodes[n - 1].next) {
             uint64_t doc = d->nodes[n - 1].doc;
