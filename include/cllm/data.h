@@ -195,8 +195,8 @@ typedef enum {
     CLLM_DOC_REPEATED_LINES, /* > max_repeated_lines of the non-blank lines repeat an
                                 earlier line */
     CLLM_DOC_LONG_WORD,      /* a word (run of non-space characters) > max_word_chars */
-    CLLM_DOC_EXACT_DUP,      /* same text (after clean-up) as an earlier document */
-    CLLM_DOC_NEAR_DUP,       /* MinHash Jaccard >= threshold with an earlier document */
+    CLLM_DOC_EXACT_DUP,      /* same text (after clean-up) as an earlier kept document */
+    CLLM_DOC_NEAR_DUP,       /* MinHash Jaccard >= threshold with an earlier kept document */
     CLLM_DOC_N_RULES
 } cllm_doc_rule;
 /* "kept", "empty", "too_short", ... (the keys of stats.json). */
@@ -236,7 +236,7 @@ cllm_status cllm_curate(const cllm_curate_opts *o, const char *text, size_t len,
 /* ---- deduplication: exact (content hash) and near (MinHash + LSH) ---- */
 
 typedef struct {
-    bool exact;            /* drop documents whose text equals an earlier one's */
+    bool exact;            /* drop documents whose text equals an earlier kept one's */
     double near_threshold; /* drop documents with estimated Jaccard >= this with an
                               earlier one (0: off) */
     int shingle_words;     /* shingles are runs of this many words (lower-cased letters
