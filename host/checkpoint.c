@@ -101,7 +101,32 @@ typedef struct {
     cllm_st_dtype dtype;
 } fill_ctx;
 
-/* Produce HF tensor (i mod n) from cllm's layout: transpose Conv1D weights, convert dtype. */
+static bool little_endian(void) {
+    const uint16_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* dst (C, R) = src (R, C) transposed, in cache-sized tiles. */
+static void transpose(float *dst, const float *src, size_t R, size_t C) {
+    enum { TILE = 32 };
+    for (size_t r0 = 0; r0 < R; r0 += TILE)
+        for (size_t c0 = 0; c0 < C; c0 += TILE) {
+            size_t r1 = r0 + TILE < R ? r0 + TILE : R, c1 = c0 + TILE < C ? c0 + TILE : C;
+            for (size_t c = c0; c < c1; c++) /* contiguous stores, strided loads */
+                for (size_t r = r0; r < r1; r++) dst[c * R + r] = src[r * C + c];
+        }
+}
+
+static bool all_finite(const float *x, size_t n) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= !isfinite(x[i]);
+    return !bad;
+}
+
+/* Produce HF tensor (index mod n) from cllm's layout: transpose Conv1D weights (cllm (rows,
+ * cols) -> HF (cols, rows)), convert to the dtype, little-endian. */
 static cllm_status fill_hf(void *user, int index, void *dst, size_t bytes) {
     const fill_ctx *c = user;
     cllm_gpt_hf_tensor_info t;
@@ -110,24 +135,32 @@ static cllm_status fill_hf(void *user, int index, void *dst, size_t bytes) {
     size_t rows = (size_t)t.rows, cols = (size_t)t.cols, n = rows * cols;
     size_t es = cllm_st_dtype_size(c->dtype);
     if (bytes != n * es) return cllm_fail(CLLM_ERR_STATE, "tensor %s: size mismatch", t.name);
-    unsigned char *d = dst;
-    for (size_t k = 0; k < n; k++) {
-        /* HF element k: (k / cols, k % cols) of (rows, cols), or of (cols, rows) if transposed */
-        float v = t.transposed ? src[(k % rows) * cols + k / rows] : src[k];
-        if (!isfinite(v))
-            return cllm_fail(CLLM_ERR_NUMERIC,
-                             "tensor \"%s\" holds non-finite values (NaN or Inf): refusing to "
-                             "save a diverged model",
-                             t.name);
-        uint32_t u;
-        if (c->dtype == CLLM_ST_F32) {
-            memcpy(&u, &v, 4);
-        } else {
-            u = c->dtype == CLLM_ST_F16 ? cllm_f32_to_f16(v) : cllm_f32_to_bf16(v);
+    bool direct = c->dtype == CLLM_ST_F32 && little_endian();
+    float *f = direct ? dst : malloc(n * sizeof *f + 1);
+    if (!f) return cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+    if (t.transposed)
+        transpose(f, src, rows, cols);
+    else
+        memcpy(f, src, n * sizeof *f);
+    cllm_status st = CLLM_OK;
+    if (!all_finite(f, n)) {
+        st = cllm_fail(CLLM_ERR_NUMERIC,
+                       "tensor \"%s\" holds non-finite values (NaN or Inf): refusing to save a "
+                       "diverged model",
+                       t.name);
+    } else if (!direct) {
+        unsigned char *d = dst;
+        for (size_t k = 0; k < n; k++) {
+            uint32_t u;
+            if (c->dtype == CLLM_ST_F32)
+                memcpy(&u, &f[k], 4);
+            else
+                u = c->dtype == CLLM_ST_F16 ? cllm_f32_to_f16(f[k]) : cllm_f32_to_bf16(f[k]);
+            for (size_t b = 0; b < es; b++) d[k * es + b] = (unsigned char)(u >> (8 * b));
         }
-        for (size_t b = 0; b < es; b++) d[k * es + b] = (unsigned char)(u >> (8 * b));
     }
-    return CLLM_OK;
+    if (!direct) free(f);
+    return st;
 }
 
 /* Write a safetensors file of the parameters in `src0` (and `src1`), named prefix0 + hf name
@@ -637,20 +670,16 @@ static cllm_status read_layout(const sources *s, const cllm_gpt_config *cfg,
         }
         st = cllm_safetensors_read_f32(file, found, tmp);
         if (st != CLLM_OK) break;
-        size_t rows = (size_t)t.rows, cols = (size_t)t.cols, ne = rows * cols;
-        float *d = dst + t.offset;
-        for (size_t k = 0; k < ne; k++) {
-            if (!isfinite(tmp[k])) {
-                st = cllm_fail(CLLM_ERR_NUMERIC,
-                               "%s: tensor \"%s\" holds non-finite values (NaN or Inf)",
-                               cllm_safetensors_path(file), name);
-                break;
-            }
-            if (t.transposed) /* HF (cols, rows) -> cllm (rows, cols) */
-                d[(k % rows) * cols + k / rows] = tmp[k];
-            else
-                d[k] = tmp[k];
+        size_t rows = (size_t)t.rows, cols = (size_t)t.cols;
+        if (!all_finite(tmp, rows * cols)) {
+            st = cllm_fail(CLLM_ERR_NUMERIC, "%s: tensor \"%s\" holds non-finite values (NaN or Inf)",
+                           cllm_safetensors_path(file), name);
+            break;
         }
+        if (t.transposed) /* HF (cols, rows) -> cllm (rows, cols) */
+            transpose(dst + t.offset, tmp, cols, rows);
+        else
+            memcpy(dst + t.offset, tmp, rows * cols * sizeof *tmp);
     }
     free(tmp);
     return st;

@@ -53,12 +53,14 @@ cllm_status cllm_llmc_load(const char *path, cllm_gpt_config *cfg, float **param
         st = cllm_fail(CLLM_ERR_IO, "%s: not a regular file", path);
         goto fail;
     }
-    if (fread(hb, 1, sizeof hb, f) != sizeof hb) {
+    memset(hb, 0, sizeof hb);
+    size_t got = fread(hb, 1, sizeof hb, f);
+    int32_t h[8];
+    for (int i = 0; i < 8; i++) h[i] = (int32_t)le32(hb + 4 * i);
+    if (got < sizeof hb && (got < 4 || h[0] == CLLM_LLMC_MAGIC)) {
         st = cllm_fail(CLLM_ERR_FORMAT, "%s: shorter than llm.c's 1024-byte header", path);
         goto fail;
     }
-    int32_t h[8];
-    for (int i = 0; i < 8; i++) h[i] = (int32_t)le32(hb + 4 * i);
     if (h[0] != CLLM_LLMC_MAGIC) {
         st = cllm_fail(CLLM_ERR_FORMAT,
                        "%s: bad magic %d (an llm.c model file starts with %d; a PyTorch "

@@ -53,6 +53,10 @@ Tensors (names are stable; the C tests rely on them):
   train.grad_norm        F32  (10,) global L2 norm of the gradients before clipping
   final.<hf name>        F32  the parameters after the 10 steps
 
+Beside gpt_tiny, tests/fixtures/hf_tiny/ holds its initial parameters as a Hugging Face GPT-2
+directory (model.safetensors with the plain names GPT-2's published file uses, metadata
+{"format": "pt"}, and config.json), for the import/export tests.
+
 The 10 steps, all on the same batch (inputs, targets), exactly as GPT-2 training does it:
 zero the gradients, forward, loss, backward, torch.nn.utils.clip_grad_norm_(params, max_norm)
 (its return value is train.grad_norm), set the lr, torch.optim.AdamW.step() with betas
@@ -188,6 +192,11 @@ def main():
         path = os.path.join(args.out, "gpt_%s.safetensors" % fx["name"])
         if args.check:
             old, _ = gpt2_ref.load_safetensors(path)
+            if fx["name"] == "tiny":
+                hf, _ = gpt2_ref.load_safetensors(os.path.join(args.out, "hf_tiny",
+                                                               "model.safetensors"))
+                old.update({"hf_tiny/" + k: v for k, v in hf.items()})
+                tensors.update({"hf_tiny/" + k: tensors[k] for k in hf})
             worst = max(float(np.max(np.abs(old[k].astype(np.float64) - v.numpy())))
                         if v.numel() else 0.0 for k, v in tensors.items())
             same = set(old) == set(tensors)
@@ -197,6 +206,14 @@ def main():
             continue
         os.makedirs(args.out, exist_ok=True)
         gpt2_ref.save_safetensors(path, tensors, meta)
+        if fx["name"] == "tiny":
+            hf = os.path.join(args.out, "hf_tiny")
+            os.makedirs(hf, exist_ok=True)
+            names = gpt2_ref.param_names(gpt2_ref.config_from_json(meta["config"]))
+            gpt2_ref.save_safetensors(os.path.join(hf, "model.safetensors"),
+                                      {n: tensors[n] for n in names}, {"format": "pt"})
+            with open(os.path.join(hf, "config.json"), "w") as f:
+                f.write(meta["config"] + "\n")
         print("%s: %d tensors, %d bytes, loss %.6f, masked loss %.6f, grad norms %.3f..%.3f, "
               "clipped in %d of %d steps" % (
                   path, len(tensors), os.path.getsize(path), tensors["loss"].item(),
