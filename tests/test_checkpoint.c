@@ -307,7 +307,8 @@ static float f16_value(uint16_t h) {
     return (float)(s ? -v : v);
 }
 
-/* Every fixture tensor must sit in the loaded params where the layout says, transposed by
+/* Every fixture tensor must sit in the loaded params where the layout says (the layer table is
+ * restated here on purpose, so that a mistake in gpt_config.c cannot hide), transposed by
  * explicit index arithmetic; `round` maps the stored float to what the file held. */
 static int compare_to_fixture(const fixture *fx, const float *params, int round) {
     cllm_gpt_layout lay;
