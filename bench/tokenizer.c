@@ -26,6 +26,7 @@ static bool count_piece(const char *p, size_t n, void *user) {
     return true;
 }
 
+#ifdef CLLM_HAVE_PCRE2
 typedef struct {
     size_t *ends;
     size_t n, cap;
@@ -41,6 +42,7 @@ static bool record_piece(const char *p, size_t n, void *user) {
     c->ends[c->n++] = (size_t)(p + n - c->base);
     return true;
 }
+#endif
 
 static int bench_pretok(const char *path, int reps) {
     char *text;
