@@ -114,7 +114,9 @@ int cmd_devices(int argc, char **argv) {
         opts, CLI_COUNT(opts),
         "environment: CLLM_DEVICE, CLLM_PLATFORM (device choice), CLLM_KERNEL_DIR (load cl/*.cl\n"
         "from a directory instead of the built-in copies), CLLM_CACHE=0 (no program cache),\n"
-        "XDG_CACHE_HOME (cache location: $XDG_CACHE_HOME/cllm, default ~/.cache/cllm).",
+        "XDG_CACHE_HOME (cache location: $XDG_CACHE_HOME/cllm, default ~/.cache/cllm),\n"
+        "CLLM_POCL_WORK_GROUP_METHOD=loops (PoCL's work-group method, for a PoCL kernel that\n"
+        "hangs; PoCL's own POCL_WORK_GROUP_METHOD wins; the default is faster here).",
         0, 0};
     int rc = cli_parse(&spec, argc, argv, NULL);
     if (rc >= 0) return rc;
