@@ -275,6 +275,10 @@ const cllm_gpt_config *cllm_gpt_get_config(const cllm_gpt *m) {
     return &m->cfg;
 }
 
+const cllm_gpt_opts *cllm_gpt_get_opts(const cllm_gpt *m) {
+    return &m->opts;
+}
+
 /* ---------------------------------------------------------------- parameters */
 
 /* splitmix64 and Box-Muller: the same normals on every host and device. */

@@ -151,6 +151,8 @@ cllm_status cllm_gpt_init(cllm_gpt **m, cllm_runtime *rt, const cllm_gpt_config 
                           const cllm_gpt_opts *opts);
 void cllm_gpt_free(cllm_gpt *m);
 const cllm_gpt_config *cllm_gpt_get_config(const cllm_gpt *m);
+/* The options it was created with (max_batch, max_seq resolved; kv_cache, ...). */
+const cllm_gpt_opts *cllm_gpt_get_opts(const cllm_gpt *m);
 /* Bytes the arenas would take for this config and options (for messages and `cllm bench`). */
 size_t cllm_gpt_memory_required(const cllm_gpt_config *cfg, const cllm_gpt_opts *opts);
 
