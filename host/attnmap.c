@@ -228,3 +228,14 @@ done:
     free(cid);
     return st;
 }
+
+cllm_status cllm_attnmap_write_png(const cllm_attnmap *am, const char *path, int layer, int head,
+                                   const char *title, int cell, double vmax, int *w, int *h) {
+    cllm_canvas c;
+    cllm_status st = cllm_attnmap_draw(&c, am, layer, head, title, cell, vmax, NULL);
+    if (st == CLLM_OK) st = cllm_canvas_write_png(&c, path);
+    if (w) *w = st == CLLM_OK ? c.width : 0;
+    if (h) *h = st == CLLM_OK ? c.height : 0;
+    cllm_canvas_free(&c);
+    return st;
+}

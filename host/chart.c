@@ -20,7 +20,9 @@ static long long kceil(double v) {
     return (long long)ceil(v - 1e-9);
 }
 
-int cllm_nice_ticks(double lo, double hi, int max_ticks, double *ticks, int cap, double *step) {
+/* Nice ticks whose step is at least min_step (0: any). */
+static int nice_ticks_min(double lo, double hi, int max_ticks, double min_step, double *ticks,
+                          int cap, double *step) {
     if (max_ticks < 2) max_ticks = 2;
     if (!(hi > lo) || !isfinite(lo) || !isfinite(hi)) {
         if (step) *step = 0;
@@ -35,11 +37,12 @@ int cllm_nice_ticks(double lo, double hi, int max_ticks, double *ticks, int cap,
     for (int e = 0; e < 6 && st == 0; e++, mag *= 10)
         for (int m = 0; m < 3; m++) {
             double s = mult[m] * mag;
-            if (kfloor(hi / s) - kceil(lo / s) + 1 <= max_ticks) {
+            if (s >= min_step * (1 - 1e-9) && kfloor(hi / s) - kceil(lo / s) + 1 <= max_ticks) {
                 st = s;
                 break;
             }
         }
+    if (st == 0) st = min_step; /* whole numbers on a short axis: more ticks than asked */
     if (step) *step = st;
     int n = 0;
     for (long long k = kceil(lo / st); k <= kfloor(hi / st) && n < cap; k++) {
@@ -47,6 +50,10 @@ int cllm_nice_ticks(double lo, double hi, int max_ticks, double *ticks, int cap,
         ticks[n++] = fabs(v) < st * 1e-9 ? 0 : v;
     }
     return n;
+}
+
+int cllm_nice_ticks(double lo, double hi, int max_ticks, double *ticks, int cap, double *step) {
+    return nice_ticks_min(lo, hi, max_ticks, 0, ticks, cap, step);
 }
 
 static int log_level_ticks(double lo, double hi, int level, double *ticks, int cap) {
@@ -211,13 +218,19 @@ static cllm_status draw_series(cllm_canvas *c, const cllm_chart_layout *l,
     if (!s->no_line)
         st = cllm_canvas_polyline(c, px, py, s->n, w, s->dashed ? 4 * w : 0,
                                   s->dashed ? 2.5 * w : 0, s->color);
-    if (s->markers)
+    if (s->markers) {
+        /* markers stay whole at the edges of the plot area (a last validation point, say) */
+        int grow = (int)ceil(2 * w) + 1;
+        cllm_canvas_clip(c, (int)l->x0 - grow, (int)l->y0 - grow, (int)l->x1 + grow,
+                         (int)l->y1 + grow);
         for (int i = 0; i < s->n; i++) {
             if (!isfinite(px[i])) continue;
             double r = 1.6 * w;
             cllm_canvas_disc(c, px[i], py[i], r + 0.4 * w, CLLM_WHITE);
             cllm_canvas_disc(c, px[i], py[i], r, s->color);
         }
+        cllm_canvas_clip(c, (int)l->x0, (int)l->y0, (int)l->x1, (int)l->y1);
+    }
     free(px);
     free(py);
     return st;
@@ -316,7 +329,8 @@ cllm_status cllm_chart_draw(cllm_canvas *c, const cllm_chart_series *series, int
     int right = 3 * pad;
     for (int max_ticks = 12;; max_ticks--) {
         l.x1 = W - right;
-        l.n_xticks = cllm_nice_ticks(l.xmin, l.xmax, max_ticks, l.xticks, 32, &xstep);
+        l.n_xticks =
+            nice_ticks_min(l.xmin, l.xmax, max_ticks, o->x_integer ? 1 : 0, l.xticks, 32, &xstep);
         int xlw = tick_labels(xlab, l.xticks, l.n_xticks, xstep, s);
         /* the last label may stick out past the plot area by half its width */
         int need_right = l.n_xticks ? cllm_text_width(xlab[l.n_xticks - 1], s) / 2 + pad : 0;

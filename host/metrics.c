@@ -37,7 +37,7 @@ static char *run_name(const char *file) {
 /* Python's json.dumps writes NaN, Infinity and -Infinity bare; cJSON does not read them. Copy
  * the line with those tokens (outside strings) turned into null. */
 static char *nan_to_null(const char *s, size_t n) {
-    char *out = malloc(n + 1);
+    char *out = malloc(2 * n + 1); /* "NaN" grows into "null" */
     if (!out) return NULL;
     size_t o = 0;
     bool in_str = false;
@@ -58,7 +58,7 @@ static char *nan_to_null(const char *s, size_t n) {
         for (int k = 0; k < 3 && !hit; k++) {
             size_t l = strlen(bare[k]);
             if (i + l <= n && !memcmp(s + i, bare[k], l)) {
-                memcpy(out + o, "null", 4); /* "null" is never longer than what it replaces */
+                memcpy(out + o, "null", 4);
                 o += 4;
                 i += l;
                 hit = true;

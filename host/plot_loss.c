@@ -162,6 +162,7 @@ cllm_status cllm_loss_plot_draw(cllm_canvas *c, const cllm_metrics *runs, int n,
                           .ylabel = o->log_y ? "loss (log scale)" : "loss",
                           .log_y = o->log_y,
                           .x_from_zero = true,
+                          .x_integer = o->x != CLLM_LOSS_X_TIME,
                           .ymin = o->ymin,
                           .ymax = o->ymax};
     st = cllm_chart_draw(c, s, ns, &co, layout);

@@ -48,8 +48,8 @@ static void print_default(const cli_opt *o) {
     case CLI_I64:
         printf(" (default: %lld)", *(long long *)o->dst);
         break;
-    case CLI_DOUBLE:
-        printf(" (default: %g)", *(double *)o->dst);
+    case CLI_DOUBLE: /* NaN: unset, the help text says what happens then */
+        if (!isnan(*(double *)o->dst)) printf(" (default: %g)", *(double *)o->dst);
         break;
     case CLI_FLOAT:
         printf(" (default: %g)", (double)*(float *)o->dst);

@@ -50,8 +50,8 @@ int cmd_attention(int argc, char **argv) {
          "keep the first n_positions tokens of a longer text (default: refuse it)"},
         {"allowed-special", 0, CLI_STR, &allowed, "all|none|TOK,...",
          "special tokens recognised in the text (e.g. <|endoftext|>)"},
-        {"cell", 0, CLI_INT, &cell, "PX", "pixels per heatmap cell (default: from the length)",
-         .lo = 1, .hi = 200},
+        {"cell", 0, CLI_INT, &cell, "PX", "pixels per heatmap cell; 0 = from the text's length",
+         .lo = 0, .hi = 200},
         {"vmax", 0, CLI_DOUBLE, &vmax, "V",
          "top of the colour scale; weights above it take its colour (e.g. 0.2 shows small "
          "weights)",
@@ -62,18 +62,17 @@ int cmd_attention(int argc, char **argv) {
     const cli_spec spec = {
         "cllm attention",
         "--ckpt CKPT --text TEXT -o attn.png [options]",
-        "Run the model over a text and show where each token looks: the softmaxed attention of\n"
-        "one layer and head (0-based; default layer 0, head 0) as a T x T heatmap in viridis\n"
-        "(matplotlib's colormap, 0 dark purple .. 1 yellow), row i = the token at position i\n"
-        "attending, column j = the token attended to; above the diagonal the causal mask makes\n"
-        "every weight 0. The tokens label both axes: decoded, a space shown as '\xC2\xB7',\n"
-        "newline, tab and CR as \\n \\t \\r, other control and invalid bytes as \\xNN, other\n"
-        "non-ASCII characters as \\uXXXX, a backslash as \\\\; labels longer than 12 characters\n"
-        "are cut with '\xE2\x80\xA6'. Long texts get smaller cells and every k-th label. With\n"
-        "--all, a grid of every layer (rows) x head (columns) with one colour bar. --format "
-        "csv|npy\n"
-        "write the numbers instead. A text longer than the model's context (n_positions) is\n"
-        "refused unless --truncate.",
+        "Run the model over a text and show where each token looks: the softmaxed attention\n"
+        "of one layer and head (0-based; default layer 0, head 0) as a T x T heatmap in\n"
+        "viridis (matplotlib's colormap: 0 dark purple .. 1 yellow). Row i is the token at\n"
+        "position i attending, column j the token attended to; above the diagonal the causal\n"
+        "mask makes every weight 0. The tokens label both axes, decoded: a space shown as\n"
+        "'\xC2\xB7', newline, tab and CR as \\n \\t \\r, other control and invalid bytes as\n"
+        "\\xNN, other non-ASCII characters as \\uXXXX, a backslash as \\\\; labels longer than\n"
+        "12 characters are cut with '\xE2\x80\xA6'. Long texts get smaller cells and every\n"
+        "k-th label. --all draws a grid of every layer (rows) x head (columns) with one colour\n"
+        "bar; --format csv|npy write the numbers instead. A text longer than the model's\n"
+        "context (n_positions) is refused unless --truncate.",
         opts,
         CLI_COUNT(opts),
         "examples:\n"
@@ -96,7 +95,7 @@ int cmd_attention(int argc, char **argv) {
     cllm_model *mdl = NULL;
     cllm_tokens ids = {0};
     cllm_attnmap am = {0};
-    cllm_canvas c = {0};
+    int pw = 0, ph = 0;
     char *auto_title = NULL;
     cllm_status st = CLLM_OK;
     if (text_file) {
@@ -166,12 +165,11 @@ int cmd_attention(int argc, char **argv) {
                 goto fail;
             }
         }
-        CLLM_TRY(cllm_attnmap_draw(&c, &am, sel_layer, sel_head, title ? title : auto_title, cell,
-                                   vmax, NULL));
-        CLLM_TRY(cllm_canvas_write_png(&c, out));
+        CLLM_TRY(cllm_attnmap_write_png(&am, out, sel_layer, sel_head, title ? title : auto_title,
+                                        cell, vmax, &pw, &ph));
     }
     printf("wrote %s", out);
-    if (c.rgba) printf(" (%dx%d)", c.width, c.height);
+    if (pw) printf(" (%dx%d)", pw, ph);
     printf(": ");
     if (sel_layer >= 0 && sel_head >= 0)
         printf("layer %d, head %d", sel_layer, sel_head);
@@ -183,7 +181,6 @@ int cmd_attention(int argc, char **argv) {
         printf("%d layers x %d heads", cfg->n_layer, cfg->n_head);
     printf(" of %s over %d tokens\n", mdl->path, T);
 fail:
-    cllm_canvas_free(&c);
     free(auto_title);
     cllm_attnmap_clear(&am);
     cllm_tokens_free(&ids);

@@ -8,10 +8,10 @@
  *     CLLM_TRY(cllm_tokenizer_encode(mdl->tok, text, len, NULL, &ids));
  *     cllm_attnmap am;
  *     CLLM_TRY(cllm_attnmap_capture(&am, mdl, ids.ids, (int)ids.n));
- *     cllm_canvas c;
- *     CLLM_TRY(cllm_attnmap_draw(&c, &am, 1, 0, "layer 1, head 0", 0, 0, NULL));
- *     CLLM_TRY(cllm_canvas_write_png(&c, "attn.png"));
- *     cllm_canvas_free(&c); cllm_attnmap_clear(&am);
+ *     CLLM_TRY(cllm_attnmap_write_png(&am, "attn.png", 1, 0, "layer 1, head 0", 0, 0, NULL,
+ *                                      NULL));                   // one map
+ *     CLLM_TRY(cllm_attnmap_write_png(&am, "thumbs.png", -1, -1, NULL, 4, 0, NULL, NULL));
+ *     cllm_attnmap_clear(&am);                                   // every map, 4 px cells
  *
  * Indices are 0-based: layer 0 is the first block, as in Hugging Face's output_attentions.
  * A map's row i is query position i (the token attending), column j key position j (the token
@@ -66,6 +66,10 @@ cllm_status cllm_attnmap_write_npy(const cllm_attnmap *am, const char *path, int
 cllm_status cllm_attnmap_draw(cllm_canvas *c, const cllm_attnmap *am, int layer, int head,
                               const char *title, int cell, double vmax,
                               cllm_heatmap_layout *layout);
+
+/* The same, written to a PNG file (atomically); *w, *h (may be NULL) receive its size. */
+cllm_status cllm_attnmap_write_png(const cllm_attnmap *am, const char *path, int layer, int head,
+                                   const char *title, int cell, double vmax, int *w, int *h);
 
 #ifdef __cplusplus
 }

@@ -179,6 +179,7 @@ typedef struct {
     const char *xlabel, *ylabel;
     bool log_y;
     bool x_from_zero;  /* the x axis starts at 0 (e.g. steps, tokens) when data are >= 0 */
+    bool x_integer;    /* x ticks at whole numbers only (steps) */
     double ymin, ymax; /* axis limits; NaN (or equal values): from the data, padded 5% */
     int scale;         /* font and line scale; 0: max(1, min(width, height) / 400) */
 } cllm_chart_opts;
