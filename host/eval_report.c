@@ -145,6 +145,35 @@ static void fmt(char *buf, size_t n, double v, int prec) {
         snprintf(buf, n, "n/a");
 }
 
+static void print_value(FILE *f, const cJSON *x) {
+    if (cJSON_IsString(x))
+        fprintf(f, "  %-15s %s\n", x->string, x->valuestring);
+    else if (cJSON_IsNumber(x) && isfinite(x->valuedouble) &&
+             x->valuedouble == floor(x->valuedouble) && fabs(x->valuedouble) < 1e15)
+        fprintf(f, "  %-15s %.0f\n", x->string, x->valuedouble); /* counts */
+    else if (cJSON_IsNumber(x) && isfinite(x->valuedouble))
+        fprintf(f, "  %-15s %.6g\n", x->string, x->valuedouble);
+    else
+        fprintf(f, "  %-15s n/a\n", x->string);
+}
+
+/* The keys of a multiple-choice section beyond what cllm_eval_report_add_mc wrote. */
+static void print_extra(FILE *f, const cJSON *s) {
+    static const char *const own[] = {"task", "file", "n", "skipped"};
+    const cJSON *x;
+    cJSON_ArrayForEach(x, s) {
+        bool skip = false;
+        for (size_t k = 0; k < sizeof own / sizeof *own && !skip; k++)
+            skip = !strcmp(x->string, own[k]);
+        for (int m = 0; m < CLLM_MC_N_METRICS && !skip; m++) {
+            const char *mn = cllm_mc_metric_name((cllm_mc_metric)m);
+            size_t l = strlen(mn);
+            skip = !strncmp(x->string, mn, l) && (!x->string[l] || !strcmp(x->string + l, "_stderr"));
+        }
+        if (!skip) print_value(f, x);
+    }
+}
+
 void cllm_eval_report_print(const cllm_eval_report *rep, FILE *f) {
     int i = 0;
     const cJSON *s;
@@ -164,6 +193,7 @@ void cllm_eval_report_print(const cllm_eval_report *rep, FILE *f) {
                 fmt(e, sizeof e, num(s, key), 4);
                 fprintf(f, "  %-10s %8s ± %8s\n", mn, v, e);
             }
+            print_extra(f, s); /* e.g. what the caller added with cllm_eval_report_add_value */
         } else if (kind == SEC_GEN) {
             const cJSON *p = cJSON_GetObjectItemCaseSensitive(s, "bleu_precisions");
             fprintf(f, "%s: generation, %.0f prompts", s->string, num(s, "n"));
@@ -188,14 +218,7 @@ void cllm_eval_report_print(const cllm_eval_report *rep, FILE *f) {
         } else {
             fprintf(f, "%s\n", s->string);
             const cJSON *x;
-            cJSON_ArrayForEach(x, s) {
-                if (cJSON_IsString(x))
-                    fprintf(f, "  %-10s %s\n", x->string, x->valuestring);
-                else if (cJSON_IsNumber(x) && isfinite(x->valuedouble))
-                    fprintf(f, "  %-10s %.6g\n", x->string, x->valuedouble);
-                else
-                    fprintf(f, "  %-10s n/a\n", x->string);
-            }
+            cJSON_ArrayForEach(x, s) print_value(f, x);
         }
     }
 }

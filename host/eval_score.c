@@ -165,6 +165,7 @@ char *cllm_mc_sample_json(const cllm_mc_set *set, const cllm_mc_results *res, in
     const cllm_mc_item_result *r = &res->items[i];
     cJSON *o = cJSON_CreateObject(), *ch = NULL;
     if (!o) goto oom;
+    if (set->path) cJSON_AddStringToObject(o, "file", set->path);
     cJSON_AddNumberToObject(o, "index", i);
     cJSON_AddNumberToObject(o, "line", (double)it->line);
     if (it->id) cJSON_AddStringToObject(o, "id", it->id);

@@ -568,6 +568,7 @@ char *cllm_gen_sample_json(const cllm_gen_set *set, int i, const char *output) {
     if (cllm_rouge_pair(&r, it->reference, output) != CLLM_OK) return NULL;
     cJSON *o = cJSON_CreateObject();
     if (!o) goto oom;
+    if (set->path) cJSON_AddStringToObject(o, "file", set->path);
     cJSON_AddNumberToObject(o, "index", i);
     cJSON_AddNumberToObject(o, "line", (double)it->line);
     if (it->id) cJSON_AddStringToObject(o, "id", it->id);

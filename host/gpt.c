@@ -553,6 +553,47 @@ cllm_status cllm_gpt_forward_cached(cllm_gpt *m, const uint32_t *tokens, int B, 
     return st;
 }
 
+cllm_status cllm_gpt_cache_broadcast(cllm_gpt *m, int B, int n_pos) {
+    if (!m->opts.kv_cache)
+        return cllm_fail(CLLM_ERR_STATE, "cache broadcast: the model was created without a "
+                                         "key/value cache (opts.kv_cache)");
+    if (B < 1 || B > m->opts.max_batch || n_pos < 1)
+        return cllm_fail(CLLM_ERR_USAGE,
+                         "cache broadcast of %d positions to batch %d: the model holds at most "
+                         "batch %d",
+                         n_pos, B, m->opts.max_batch);
+    if (n_pos > m->cache_len)
+        return cllm_fail(CLLM_ERR_STATE,
+                         "cache broadcast of %d positions: the cache holds %d positions", n_pos,
+                         m->cache_len);
+    /* Per layer the cache is (max_batch*NH, maxT, hs): row b's heads are NH blocks of maxT*hs
+     * floats, so one rectangle per layer, tensor and destination row: x = the n_pos*hs floats
+     * of a head, y = the NH heads. (One rectangle over all layers would be shorter, but its
+     * bounding range overlaps the source's, which OpenCL refuses within one buffer.) */
+    const act_layout *a = &m->act;
+    const size_t hs = (size_t)m->cfg.n_embd / m->cfg.n_head, NH = (size_t)m->cfg.n_head,
+                 Tm = (size_t)m->opts.max_seq, f = sizeof(float);
+    const size_t region[3] = {(size_t)n_pos * hs * f, NH, 1};
+    const size_t row_pitch = Tm * hs * f;
+    cllm_status st = CLLM_OK;
+    for (int t = 0; t < 2; t++)
+        for (int l = 0; l < m->cfg.n_layer; l++) {
+            size_t base = ((t == 0 ? a->kcache : a->vcache) + (size_t)l * a->s_kv) * f;
+            for (int b = 1; b < B; b++) {
+                /* origins as (byte in row, row): PoCL's overlap check wants x < row_pitch */
+                const size_t src[3] = {base % row_pitch, base / row_pitch, 0},
+                             dst[3] = {base % row_pitch, base / row_pitch + (size_t)b * NH, 0};
+                CLLM_CL_TRY(clEnqueueCopyBufferRect(m->rt->queue, m->acts, m->acts, src, dst,
+                                                    region, row_pitch, 0, row_pitch, 0, 0, NULL,
+                                                    NULL));
+            }
+        }
+    m->cache_B = B;
+    m->cache_len = n_pos;
+fail:
+    return st;
+}
+
 cllm_status cllm_gpt_get_attention(cllm_gpt *m, int layer, int b, int h, float *att) {
     if (!m->have_forward) return cllm_fail(CLLM_ERR_STATE, "no attention: no forward pass has run");
     const int L = m->cfg.n_layer;

@@ -28,14 +28,20 @@ int cli_usage_error(const cli_spec *spec, const char *fmt, ...) {
 void cli_strlist_free(cli_strlist *l) {
     if (!l) return;
     free(l->items);
+    free(l->argi);
     l->items = NULL;
+    l->argi = NULL;
     l->n = 0;
 }
 
-static int strlist_push(cli_strlist *l, const char *s) {
+int cli_strlist_push(cli_strlist *l, const char *s, int argi) {
     const char **n = realloc(l->items, (size_t)(l->n + 1) * sizeof *n);
     if (!n) return -1;
     l->items = n;
+    int *a = realloc(l->argi, (size_t)(l->n + 1) * sizeof *a);
+    if (!a) return -1;
+    l->argi = a;
+    l->argi[l->n] = argi;
     l->items[l->n++] = s;
     return 0;
 }
@@ -113,7 +119,7 @@ static bool choice_ok(const char *choices, const char *v) {
     return false;
 }
 
-static int set_value(const cli_spec *spec, const cli_opt *o, const char *v) {
+static int set_value(const cli_spec *spec, const cli_opt *o, const char *v, int argi) {
     char *end = NULL;
     errno = 0;
     switch (o->kind) {
@@ -158,7 +164,7 @@ static int set_value(const cli_spec *spec, const cli_opt *o, const char *v) {
         *(const char **)o->dst = v;
         return 0;
     case CLI_STRS:
-        if (strlist_push((cli_strlist *)o->dst, v) != 0) {
+        if (cli_strlist_push((cli_strlist *)o->dst, v, argi) != 0) {
             fprintf(stderr, "%s: out of memory\n", spec->cmd);
             return 1;
         }
@@ -197,10 +203,10 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_strlist *pos) {
         } else {
             if (!pos || (spec->max_pos >= 0 && pos->n >= spec->max_pos))
                 return cli_usage_error(spec, "unexpected argument '%s'", a);
-            if (strlist_push(pos, a) != 0) return 1;
+            if (cli_strlist_push(pos, a, i) != 0) return 1;
             continue;
         }
-        int idx = (int)(o - spec->opts);
+        int idx = (int)(o - spec->opts), argi = i;
         if (idx < 256) seen[idx] = true;
         if (o->seen) *o->seen = true;
         if (o->kind == CLI_FLAG) {
@@ -214,7 +220,7 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_strlist *pos) {
                                                       : o->metavar ? o->metavar : "VALUE");
             val = argv[++i];
         }
-        int rc = set_value(spec, o, val);
+        int rc = set_value(spec, o, val, argi);
         if (rc) return rc;
     }
     for (int i = 0; i < spec->n_opts && i < 256; i++)

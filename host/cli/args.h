@@ -33,6 +33,8 @@ typedef enum {
 
 typedef struct {
     const char **items;
+    int *argi; /* (n) where each item's option stood in argv, for options whose relative
+                  order matters (eval pairs each --task with the --mc before it) */
     int n;
 } cli_strlist;
 
@@ -67,6 +69,8 @@ typedef struct {
 int cli_parse(const cli_spec *spec, int argc, char **argv, cli_strlist *pos);
 void cli_print_help(const cli_spec *spec);
 void cli_strlist_free(cli_strlist *l);
+/* Append s (found at argv[argi]); -1 when out of memory. */
+int cli_strlist_push(cli_strlist *l, const char *s, int argi);
 
 /* Print "cllm: <last error>" to stderr and return the exit code for `st`: 2 for
  * CLLM_ERR_USAGE, 1 otherwise (0 for CLLM_OK). */

@@ -96,12 +96,9 @@ static int parse_with_inputs(const cli_spec *spec, int argc, char **argv, cli_st
                              cli_strlist *pos) {
     int rc = cli_parse(spec, argc, argv, pos);
     if (rc >= 0) return rc;
-    for (int i = 0; i < pos->n; i++) {
-        const char **n = realloc(inputs->items, (size_t)(inputs->n + 1) * sizeof *n);
-        if (!n) return cli_report(cllm_fail(CLLM_ERR_NOMEM, "out of host memory"));
-        inputs->items = n;
-        inputs->items[inputs->n++] = pos->items[i];
-    }
+    for (int i = 0; i < pos->n; i++)
+        if (cli_strlist_push(inputs, pos->items[i], pos->argi[i]) != 0)
+            return cli_report(cllm_fail(CLLM_ERR_NOMEM, "out of host memory"));
     if (inputs->n == 0) return cli_usage_error(spec, "--input is required");
     return -1;
 }

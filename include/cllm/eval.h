@@ -223,7 +223,7 @@ typedef cllm_status (*cllm_mc_loglik_fn)(void *user, const cllm_mc_item *item,
 cllm_status cllm_mc_evaluate(cllm_mc_results *res, const cllm_mc_set *set, cllm_mc_loglik_fn fn,
                              void *user, FILE *samples);
 
-/* One --log-samples line (JSON, no newline) for item i: index, line, id, context, gold, and
+/* One --log-samples line (JSON, no newline) for item i: file, index, line, id, context, gold, and
  * per choice its text, continuation, loglik, chars, bytes, tokens, greedy and the normalised
  * scores; then pred/correct per metric. malloc'd, NULL on failure. */
 char *cllm_mc_sample_json(const cllm_mc_set *set, const cllm_mc_results *res, int i);
@@ -312,7 +312,7 @@ typedef struct {
  * the references. */
 cllm_status cllm_gen_score(cllm_gen_results *res, const cllm_gen_set *set,
                            const char *const *outputs);
-/* One --log-samples line (JSON, no newline) for item i: index, line, id, prompt, reference,
+/* One --log-samples line (JSON, no newline) for item i: file, index, line, id, prompt, reference,
  * output, sentence BLEU and ROUGE-1/2/L F1. malloc'd, NULL on failure. */
 char *cllm_gen_sample_json(const cllm_gen_set *set, int i, const char *output);
 

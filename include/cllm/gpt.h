@@ -197,6 +197,13 @@ cllm_status cllm_gpt_get_attention(cllm_gpt *m, int layer, int b, int h, float *
  * positions 0 .. pos+n-1, read with cllm_gpt_get_logits(m, b, i, ...) for i < n. */
 cllm_status cllm_gpt_forward_cached(cllm_gpt *m, const uint32_t *tokens, int B, int n, int pos);
 
+/* Share a prefix (opts.kv_cache): copy positions 0 .. n_pos-1 of batch row 0's cached keys
+ * and values to rows 1 .. B-1, after which the cache holds n_pos positions for batch B and
+ * cllm_gpt_forward_cached(m, tokens, B, n, n_pos) continues B sequences from that one prefix
+ * (a multiple-choice context run once, its choices after it). Needs n_pos <= the positions
+ * cached (CLLM_ERR_STATE otherwise) and B <= max_batch. */
+cllm_status cllm_gpt_cache_broadcast(cllm_gpt *m, int B, int n_pos);
+
 /* Gradients: zero, then accumulate d(scale * mean loss)/d(params) over the last forward
  * (scale = 1/k for k accumulation micro-steps). */
 cllm_status cllm_gpt_zero_grad(cllm_gpt *m);
