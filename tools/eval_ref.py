@@ -189,11 +189,11 @@ def perplexity(p, cfg, tok, tokens, T=None, stride=None, batch=16):
         chunk = windows[k:k + batch]
         lp = log_probs(p, cfg, [s[b:e] for b, e, _ in chunk])
         for r, (b, e, j0) in enumerate(chunk):
-            for j in range(j0, e + 1):
-                out["nats"] -= lp[r, j - 1 - b, s[j]].item()
-                out["tokens"] += 1
-                out["bytes"] += tok.text_bytes(s[j])
-                out["special"] += s[j] in tok.special
+            tgt = torch.tensor(s[j0:e + 1], dtype=torch.long)
+            out["nats"] -= lp[r, j0 - 1 - b:e - b].gather(1, tgt.unsqueeze(1)).double().sum().item()
+            out["tokens"] += e + 1 - j0
+            out["bytes"] += sum(tok.text_bytes(t) for t in s[j0:e + 1])
+            out["special"] += sum(t in tok.special for t in s[j0:e + 1])
     out["loss"] = out["nats"] / out["tokens"]
     out["perplexity"] = math.exp(out["loss"])
     out["bits_per_byte"] = out["nats"] / math.log(2) / out["bytes"] if out["bytes"] else None
