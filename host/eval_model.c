@@ -5,7 +5,9 @@
  * Shapes: T window, B rows per forward, V vocabulary (the model's, unpadded). */
 #include "cllm/eval_model.h"
 
+#include "cllm/generate.h"
 #include "cllm/util.h"
+#include "data_internal.h"
 #include "eval_internal.h"
 
 #include <math.h>
@@ -377,5 +379,87 @@ fail:
     free(buf);
     cllm_tokens_free(&ctx);
     cllm_tokens_free(&whole);
+    return st;
+}
+
+/* ----------------------------------------------------------------------------- generation */
+
+/* text[0..len) with invalid UTF-8 replaced as Python's errors="replace" does. */
+static char *utf8_replace(const char *text, size_t len) {
+    ev_buf b = {0};
+    const unsigned char *p = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = cllm_utf8_decode(p + i, len - i, &cp);
+        if (k > 0) {
+            ev_buf_add(&b, text + i, (size_t)k);
+            i += (size_t)k;
+        } else {
+            ev_buf_adds(&b, "\xef\xbf\xbd");
+            i += (size_t)-k;
+        }
+    }
+    return ev_buf_take(&b);
+}
+
+void cllm_eval_gen_outputs_free(char **outputs, int n) {
+    for (int i = 0; outputs && i < n; i++) free(outputs[i]);
+    free(outputs);
+}
+
+cllm_status cllm_eval_generate(char ***outputs, cllm_eval_gen_stats *stats, cllm_gpt *gpt,
+                               const cllm_tokenizer *tok, const cllm_gen_set *set,
+                               const cllm_eval_gen_opts *o) {
+    *outputs = NULL;
+    memset(stats, 0, sizeof *stats);
+    const int T = cllm_gpt_get_opts(gpt)->max_seq;
+    if (o->max_tokens < 1 || o->max_tokens >= T)
+        return cllm_fail(CLLM_ERR_USAGE,
+                         "--max-tokens %d: a continuation must leave room for the prompt in the "
+                         "model's window of %d tokens (1 .. %d)",
+                         o->max_tokens, T, T - 1);
+    char **out = calloc((size_t)(set->n ? set->n : 1), sizeof *out);
+    if (!out) return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
+    cllm_gen_opts go = cllm_gen_opts_default();
+    go.max_tokens = o->max_tokens;
+    go.sampler.greedy = true;
+    go.stops = o->stops;
+    go.n_stops = o->n_stops;
+    go.context_full = CLLM_GEN_CONTEXT_STOP; /* never reached: the prompt was cut to fit */
+    cllm_tokens ids = {0};
+    cllm_gen_result r = {0};
+    cllm_status st = CLLM_OK;
+    double t0 = cllm_now();
+    const int keep = T - o->max_tokens;
+    for (int i = 0; i < set->n; i++) {
+        const char *prompt = set->items[i].prompt;
+        ids.n = 0;
+        CLLM_TRY(cllm_tokenizer_encode(tok, prompt, strlen(prompt), NULL, &ids));
+        int n = (int)ids.n, skip = n > keep ? n - keep : 0;
+        stats->truncated += skip > 0;
+        stats->prompt_tokens += (uint64_t)(n - skip);
+        st = cllm_generate(gpt, tok, ids.ids + skip, n - skip, &go, &r);
+        if (st != CLLM_OK) {
+            cllm_fail_context(st, "generating for line %ld", set->items[i].line);
+            goto fail;
+        }
+        const cllm_gen_sample *smp = &r.samples[0];
+        stats->tokens += (uint64_t)smp->n_tokens;
+        stats->stopped += smp->finish == CLLM_GEN_FINISH_STOP || smp->finish == CLLM_GEN_FINISH_TOKEN;
+        if (!(out[i] = utf8_replace(smp->text, smp->len))) {
+            st = CLLM_ERR_NOMEM;
+            goto fail;
+        }
+        cllm_gen_result_free(&r);
+        stats->items++;
+        if (o->progress) o->progress(o->progress_user, (uint64_t)i + 1, (uint64_t)set->n);
+    }
+    stats->seconds = cllm_now() - t0;
+    *outputs = out;
+    out = NULL;
+fail:
+    cllm_gen_result_free(&r);
+    cllm_tokens_free(&ids);
+    cllm_eval_gen_outputs_free(out, set->n);
     return st;
 }

@@ -157,19 +157,24 @@ static void print_value(FILE *f, const cJSON *x) {
         fprintf(f, "  %-15s n/a\n", x->string);
 }
 
-/* The keys of a multiple-choice section beyond what cllm_eval_report_add_mc wrote. */
-static void print_extra(FILE *f, const cJSON *s) {
-    static const char *const own[] = {"task", "file", "n", "skipped"};
+/* The keys of a section beyond what cllm_eval_report_add_mc / _add_gen wrote (what the caller
+ * added with cllm_eval_report_add_value), printed after the section's own table. */
+static void print_extra(FILE *f, const cJSON *s, sec_kind kind) {
+    static const char *const mc_own[] = {"task", "file", "n", "skipped"};
+    static const char *const gen_own[] = {"file", "n", "skipped", "bleu", "bleu_precisions",
+                                          "bleu_bp", "bleu_ratio", "bleu_sys_len", "bleu_ref_len"};
+    const char *const *own = kind == SEC_MC ? mc_own : gen_own;
+    size_t n_own = kind == SEC_MC ? sizeof mc_own / sizeof *mc_own : sizeof gen_own / sizeof *gen_own;
     const cJSON *x;
     cJSON_ArrayForEach(x, s) {
         bool skip = false;
-        for (size_t k = 0; k < sizeof own / sizeof *own && !skip; k++)
-            skip = !strcmp(x->string, own[k]);
-        for (int m = 0; m < CLLM_MC_N_METRICS && !skip; m++) {
+        for (size_t k = 0; k < n_own && !skip; k++) skip = !strcmp(x->string, own[k]);
+        for (int m = 0; m < CLLM_MC_N_METRICS && !skip && kind == SEC_MC; m++) {
             const char *mn = cllm_mc_metric_name((cllm_mc_metric)m);
             size_t l = strlen(mn);
             skip = !strncmp(x->string, mn, l) && (!x->string[l] || !strcmp(x->string + l, "_stderr"));
         }
+        if (kind == SEC_GEN && !skip && !strncmp(x->string, "rouge", 5)) skip = true;
         if (!skip) print_value(f, x);
     }
 }
@@ -193,7 +198,7 @@ void cllm_eval_report_print(const cllm_eval_report *rep, FILE *f) {
                 fmt(e, sizeof e, num(s, key), 4);
                 fprintf(f, "  %-10s %8s ± %8s\n", mn, v, e);
             }
-            print_extra(f, s); /* e.g. what the caller added with cllm_eval_report_add_value */
+            print_extra(f, s, kind);
         } else if (kind == SEC_GEN) {
             const cJSON *p = cJSON_GetObjectItemCaseSensitive(s, "bleu_precisions");
             fprintf(f, "%s: generation, %.0f prompts", s->string, num(s, "n"));
@@ -215,6 +220,7 @@ void cllm_eval_report_print(const cllm_eval_report *rep, FILE *f) {
                 fprintf(f, "  %-10s %8s   (F1, mean over prompts; precision %s, recall %s)\n",
                         rn[k], v, pv, rv);
             }
+            print_extra(f, s, kind);
         } else {
             fprintf(f, "%s\n", s->string);
             const cJSON *x;

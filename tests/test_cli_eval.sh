@@ -4,7 +4,9 @@
 # perplexity of a text longer than the context at three strides, the same tokens as shards
 # (split across files, with and without a leading end-of-text), multiple choice (generic and
 # HellaSwag records) with every choice's log-likelihood in --log-samples, acc and acc_norm
-# choosing differently on a crafted item, --batch and --limit, the JSON report; then the
+# choosing differently on a crafted item, --batch and --limit, greedy generations (with a
+# stop string, an empty prompt, a prompt cut on the left) and BLEU/ROUGE through the library
+# (100 and 1 when the references are the outputs), the JSON report; then the
 # errors: bad flags (2), malformed records with and without --strict, a checkpoint without a
 # tokenizer, a data directory without val shards, token ids beyond the vocabulary (1).
 set -u
@@ -133,6 +135,39 @@ expect_out "items_per_s" "$C" eval --ckpt "$T/run" --mc "$FX/mc.jsonl"
 "$C" eval --ckpt "$T/run" --text "$FX/text.txt" --mc "$FX/mc.jsonl" --mc "$FX/mc.jsonl" --json > "$T/all.json" 2>/dev/null
 check '$PY -c "import json,sys; d=json.load(open(sys.argv[1])); assert set(d) == {\"model\", \"perplexity\", \"mc\", \"mc_2\"} and d[\"model\"][\"context\"] == 24" "$T/all.json"' \
   "--json: model, perplexity and one section per --mc (names made unique)"
+
+# ---- generation: greedy continuations equal PyTorch's; BLEU and ROUGE through the library
+cat > "$T/gen.py" <<'EOF'
+import json, sys
+exp = json.load(open(sys.argv[1]))["gen"]
+mode, path = sys.argv[2], sys.argv[3]
+if mode == "self":  # the prompts with references = their expected outputs
+    with open(path, "w") as f:
+        for l, o in zip(open(sys.argv[4]), exp["outputs"]):
+            f.write(json.dumps({"prompt": json.loads(l)["prompt"], "reference": o}) + "\n")
+    sys.exit(0)
+want = exp["outputs_stop" if mode == "stop" else "outputs"]
+got = [json.loads(l) for l in open(path)]
+bad = [(g["index"], g["output"], w) for g, w in zip(got, want) if g["output"] != w]
+for b in bad: print("item %d: cllm %r, PyTorch %r" % b)
+sys.exit(1 if bad or len(got) != len(want) else 0)
+EOF
+"$C" eval --ckpt "$T/run" --gen "$FX/gen.jsonl" --max-tokens 12 --json --log-samples "$T/g.jsonl" > "$T/g.json" 2>/dev/null
+check '$PY "$T/gen.py" "$FX/expected.json" plain "$T/g.jsonl"' "greedy continuations equal PyTorch's"
+"$C" eval --ckpt "$T/run" --gen "$FX/gen.jsonl" --max-tokens 12 --stop ' the' --json --log-samples "$T/gs.jsonl" > "$T/gs.json" 2>/dev/null
+check '$PY "$T/gen.py" "$FX/expected.json" stop "$T/gs.jsonl"' "--stop cuts before the stop string"
+check '$PY -c "import json,sys; d=json.load(open(sys.argv[1]))[\"gen\"]; e=json.load(open(sys.argv[2]))[\"gen\"]; assert d[\"n\"] == 4 and d[\"truncated\"] == 1 and d[\"stopped\"] == 0 and e[\"stopped\"] == 3 and 0 <= d[\"bleu\"] < 100" "$T/g.json" "$T/gs.json"' \
+  "the gen section: 4 prompts, one cut on the left; the stop string ended three"
+$PY "$T/gen.py" "$FX/expected.json" self "$T/self.jsonl" "$FX/gen.jsonl"
+"$C" eval --ckpt "$T/run" --gen "$FX/gen.jsonl" --gen "$T/self.jsonl" --max-tokens 12 --json > "$T/gself.json" 2>/dev/null
+check '$PY -c "import json,sys; d=json.load(open(sys.argv[1]))[\"self\"]; assert abs(d[\"bleu\"] - 100) < 1e-9 and d[\"rouge1\"] == d[\"rouge2\"] == d[\"rougeL\"] == 1" "$T/gself.json"' \
+  "outputs equal to their references: BLEU 100, ROUGE 1"
+expect_out "BLEU" "$C" eval --ckpt "$T/run" --gen "$FX/gen.jsonl" --max-tokens 4
+expect 2 "--max-tokens as long as the context" "$C" eval --ckpt "$T/run" --gen "$FX/gen.jsonl" --max-tokens 24
+expect 2 "--stop without --gen" "$C" eval --ckpt "$T/run" --text "$FX/text.txt" --stop x
+echo '{"prompt": "x"}' > "$T/badgen.jsonl"
+expect 1 "a --gen record without a reference" "$C" eval --ckpt "$T/run" --gen "$T/badgen.jsonl" --strict
+expect_err "badgen.jsonl:1:" "$C" eval --ckpt "$T/run" --gen "$T/badgen.jsonl" --strict
 
 # ---- malformed records: skipped and counted, or an error naming the line with --strict
 { head -1 "$FX/mc.jsonl"; echo '{"context": "x", "choices": ["a"], "label": 0}'; echo 'not json'; sed -n 2p "$FX/mc.jsonl"; } > "$T/bad.jsonl"

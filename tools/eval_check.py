@@ -93,6 +93,9 @@ def main():
     ap.add_argument("--mc", action="append", default=[])
     ap.add_argument("--task", action="append", default=[],
                     help="one per --mc, in order (default auto)")
+    ap.add_argument("--gen", action="append", default=[])
+    ap.add_argument("--max-tokens", type=int, default=0)
+    ap.add_argument("--stop", action="append", default=[], help="as cllm takes it (escapes)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--cllm", default=os.path.join(os.path.dirname(__file__), "..", "build", "cllm"))
@@ -114,7 +117,13 @@ def main():
         cmd += ["--stride", str(a.stride)]
     for k, m in enumerate(a.mc):
         cmd += ["--mc", m] + (["--task", a.task[k]] if k < len(a.task) else [])
-    if a.mc:
+    for g in a.gen:
+        cmd += ["--gen", g]
+    if a.max_tokens:
+        cmd += ["--max-tokens", str(a.max_tokens)]
+    for st in a.stop:
+        cmd += ["--stop", st]
+    if a.mc or a.gen:
         cmd += ["--log-samples", samples]
     if a.limit:
         cmd += ["--limit", str(a.limit)]
@@ -144,7 +153,26 @@ def main():
                  abs(g["nats"] - r["nats"]) / abs(r["nats"]), "agree" if good else "DISAGREE",
                  time.perf_counter() - t0))
 
-    items = [json.loads(l) for l in open(samples)] if a.mc else []
+    items = [json.loads(l) for l in open(samples)] if a.mc or a.gen else []
+    for g in a.gen:
+        sec = next(n for n, v in got.items() if isinstance(v, dict) and v.get("file") == g)
+        mine = [s for s in items if s["file"] == g]
+        stops = [st.encode().decode("unicode_escape") for st in a.stop]
+        t0 = time.perf_counter()
+        differ, ties = 0, 0
+        for s in mine:
+            text, margin = eval_ref.greedy(p, cfg, tok, s["prompt"], got[sec]["max_tokens"], stops)
+            if text != s["output"]:
+                if margin <= 1e-3:
+                    ties += 1  # float32 may break a near tie the other way
+                else:
+                    differ += 1
+        ok &= differ == 0
+        print("%s (%d prompts): greedy continuations differ from PyTorch's on %d (and on %d "
+              "near ties); BLEU %.2f, ROUGE-L %.4f %s  [%.1f s]"
+              % (sec, len(mine), differ, ties, got[sec]["bleu"], got[sec]["rougeL"],
+                 "agree" if differ == 0 else "DISAGREE", time.perf_counter() - t0))
+    items = [s for s in items if "choices" in s]
     for k, m in enumerate(a.mc):
         mine = [s for s in items if s["file"] == m]
         sec = next(name for name, v in got.items() if isinstance(v, dict) and v.get("file") == m)

@@ -255,3 +255,27 @@ def mc_scores(items, results):
         out[m + "_stderr"] = (math.sqrt(sum((x - mu) ** 2 for x in v) / (n - 1)) / math.sqrt(n)
                               if n > 1 else None)
     return out, preds
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def greedy(p, cfg, tok, prompt, max_tokens, stops=()):
+    """lm-eval's generate_until with greedy decoding: the prompt's last T - max_tokens tokens
+    (an empty prompt is <|endoftext|>), the argmax max_tokens times or until <|endoftext|>, the
+    text decoded with errors="replace" and cut at the first stop string. Returns the text and
+    the smallest gap between the best and the second log-probability met (a near tie may
+    flip in float32)."""
+    T = cfg["n_positions"]
+    ctx = tok.encode(prompt) or [tok.eot]
+    ctx = ctx[-(T - max_tokens):]
+    out, margin = [], float("inf")
+    for _ in range(max_tokens):
+        top = torch.topk(log_probs(p, cfg, [ctx + out])[0, -1], 2)
+        margin = min(margin, float(top.values[0] - top.values[1]))
+        out.append(int(top.indices[0]))
+        if out[-1] == tok.eot:
+            break
+    text = b"".join(tok.bytes[t] for t in out if t != tok.eot).decode("utf-8", "replace")
+    cut = min([text.find(s) for s in stops if s and s in text] + [len(text)])
+    return text[:cut], margin

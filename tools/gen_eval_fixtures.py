@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reference results for `cllm eval` (tests/test_cli_eval.sh): a tiny GPT-2 with its own
-byte-level BPE tokenizer, a text longer than its context, multiple-choice sets, and what
-PyTorch computes for them in float64 through tools/eval_ref.py.
+byte-level BPE tokenizer, trained here for a few hundred steps on a short text (so that it
+writes words and prefers some choices), a text longer than its context, multiple-choice and
+generation sets, and what PyTorch computes for them in float64 through tools/eval_ref.py.
 
 Writes tests/fixtures/eval_tiny/:
   config.json, model.safetensors, tokenizer.json   a Hugging Face GPT-2 directory that
@@ -12,9 +13,13 @@ Writes tests/fixtures/eval_tiny/:
                                                    context longer than the window, an empty
                                                    context, trailing whitespace, 7 choices
   hellaswag.jsonl                                  HellaSwag records (bracketed WikiHow text)
+  gen.jsonl                                        prompts (one empty, one longer than the
+                                                   window) with references
   expected.json                                    perplexity per stride; per item and choice
                                                    the log-likelihood, tokens and greediness;
-                                                   the accuracies
+                                                   the accuracies; the greedy continuations
+                                                   (GEN_MAX tokens, without and with the stop
+                                                   string " the")
 
 The tokenizer is trained here (most frequent byte pair first, ties to the smaller pair), so
 that nothing of cllm's is used to make or check the expected numbers.
@@ -50,6 +55,15 @@ CONFIG = {"vocab_size": 320, "n_positions": 24, "n_embd": 32, "n_layer": 2, "n_h
           "layer_norm_epsilon": 1e-5, "initializer_range": 0.02}
 MERGES = 48
 STRIDES = [0, 7, 1]  # 0: the window
+GEN_MAX = 12
+GEN_STOP = " the"
+GEN = [
+    {"prompt": "The cat sat on the", "reference": "mat. The dog sat on the log."},
+    {"prompt": "", "reference": "The cat sat on the mat."},
+    {"prompt": "In the morning the sun was out again; the cat sat on the wall and the dog lay "
+               "in the grass, and the old man", "reference": "went down to the river to fish."},
+    {"prompt": "Then the rain came, and", "reference": "the cat and the dog ran home."},
+]
 
 MC = [
     # acc picks the short choice (fewer tokens, larger sum), acc_norm the long one
@@ -144,6 +158,34 @@ def hellaswag_request(doc):
     return preprocess(doc["activity_label"] + ": " + ctx), [preprocess(e) for e in doc["endings"]]
 
 
+def train(p, cfg, ids, steps=300, seed=7):
+    """A few hundred AdamW steps on random windows of the text (float32, in place)."""
+    g = torch.Generator().manual_seed(seed)
+    for t in p.values():
+        t.requires_grad_(True)
+    opt = torch.optim.AdamW(list(p.values()), lr=3e-3, weight_decay=0.0)
+    data = torch.tensor(ids, dtype=torch.long)
+    T = cfg["n_positions"]
+    for _ in range(steps):
+        starts = torch.randint(0, len(ids) - T - 1, (8,), generator=g)
+        x = torch.stack([data[s:s + T] for s in starts])
+        y = torch.stack([data[s + 1:s + T + 1] for s in starts])
+        loss = gpt2_ref.loss_fn(gpt2_ref.forward(p, cfg, x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for t in p.values():
+        t.requires_grad_(False)
+    return loss.item()
+
+
+def greedy(p, cfg, tok, prompt, max_tokens, stops):
+    text, margin = eval_ref.greedy(p, cfg, tok, prompt, max_tokens, stops)
+    # the device computes in float32: refuse a near tie that could flip an argmax
+    assert margin > 1e-3, "near tie in the greedy continuation of %r" % prompt
+    return text
+
+
 def score_set(p, cfg, tok, requests):
     """requests: [(context, choices, gold)] -> (items for expected.json, metrics)."""
     items, results = [], []
@@ -166,13 +208,9 @@ def main():
     tok = eval_ref.Tokenizer(tj)
     assert tok.vocab_size() <= CONFIG["vocab_size"]
     cfg = dict(CONFIG)
-    g = torch.Generator().manual_seed(20240607)
-    p32 = {}
-    for name, shape in gpt2_ref.param_shapes(cfg).items():
-        if "ln_" in name and name.endswith("weight"):
-            p32[name] = 1.0 + 0.1 * torch.randn(shape, generator=g)
-        else:  # large enough that the model's predictions are far from uniform
-            p32[name] = 0.25 * torch.randn(shape, generator=g)
+    torch.manual_seed(20240607)
+    p32 = gpt2_ref.gpt2_init(cfg, torch.Generator().manual_seed(20240607))
+    final_loss = train(p32, cfg, tok.encode(TEXT + "\n"))
     gpt2_ref.save_safetensors(os.path.join(out, "model.safetensors"),
                               {"transformer." + n: t for n, t in p32.items()},
                               metadata={"format": "pt"})
@@ -188,6 +226,9 @@ def main():
     with open(os.path.join(out, "hellaswag.jsonl"), "w") as f:
         for r in HELLASWAG:
             f.write(json.dumps(r) + "\n")
+    with open(os.path.join(out, "gen.jsonl"), "w") as f:
+        for r in GEN:
+            f.write(json.dumps(r) + "\n")
 
     p = {n: t.to(torch.float64) for n, t in p32.items()}
     text = TEXT + "\n"
@@ -201,12 +242,18 @@ def main():
         p, cfg, tok, [(r["context"], r["choices"], r["label"]) for r in MC])))
     expected["hellaswag"] = dict(zip(("items", "metrics"), score_set(
         p, cfg, tok, [hellaswag_request(d) + (d["label"],) for d in HELLASWAG])))
+    expected["gen"] = {"max_tokens": GEN_MAX, "stop": GEN_STOP,
+                       "outputs": [greedy(p, cfg, tok, r["prompt"], GEN_MAX, []) for r in GEN],
+                       "outputs_stop": [greedy(p, cfg, tok, r["prompt"], GEN_MAX, [GEN_STOP])
+                                        for r in GEN]}
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
         f.write("\n")
     m = expected["mc"]["metrics"]
-    print("wrote %s: text %d tokens (ppl %.3f at stride T); mc acc %.3f acc_norm %.3f"
-          % (out, len(ids), expected["text"]["stride_0"]["perplexity"], m["acc"], m["acc_norm"]))
+    print("wrote %s: trained to loss %.3f; text %d tokens (ppl %.3f at stride T); mc acc %.3f "
+          "acc_norm %.3f; gen %r"
+          % (out, final_loss, len(ids), expected["text"]["stride_0"]["perplexity"], m["acc"],
+             m["acc_norm"], expected["gen"]["outputs"]))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-/* cllm eval: perplexity of token shards or a text file, and multiple-choice benchmarks scored as
- * lm-evaluation-harness scores them, reported as a table or one JSON object. The scoring is
+/* cllm eval: perplexity of token shards or a text file, multiple-choice benchmarks scored as
+ * lm-evaluation-harness scores them, and greedy generations scored with corpus BLEU and ROUGE,
+ * reported as a table or one JSON object. The scoring is
  * cllm/eval.h, the model half cllm/eval_model.h; this file reads the inputs, runs them and
  * reports. */
 #include "args.h"
@@ -211,7 +212,7 @@ static cllm_status mc_item(void *user, const cllm_mc_item *item, cllm_mc_choice_
 
 /* ---------------------------------------------------------------- the command */
 
-/* A report section name for an --mc file: its base name without .jsonl, made unique. */
+/* A report section name for an --mc or --gen file: its base name without .jsonl, made unique. */
 static void section_name(char *out, size_t n, const char *path, char names[][96], int k) {
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;
@@ -225,6 +226,24 @@ static void section_name(char *out, size_t n, const char *path, char names[][96]
         if (!taken) return;
         snprintf(out, n, "%.*s_%d", (int)len, b, dup);
     }
+}
+
+/* --stop: \n, \t, \r and \\ stand for a newline, a tab, a carriage return and a backslash
+ * (so that a shell can pass them); anything else is taken as it is. Decoded in place. */
+static void unescape(char *s) {
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        if (r[0] == '\\' && r[1]) {
+            char c = r[1] == 'n' ? '\n' : r[1] == 't' ? '\t' : r[1] == 'r' ? '\r' : r[1] == '\\' ? '\\' : 0;
+            if (c) {
+                *w++ = c;
+                r++;
+                continue;
+            }
+        }
+        *w++ = *r;
+    }
+    *w = 0;
 }
 
 /* Each --mc's task: the --task that follows it (before the next --mc), else a --task given
@@ -265,9 +284,9 @@ static int pair_tasks(const cli_spec *spec, const cli_strlist *mc, const cli_str
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *data = NULL, *split = "val", *text = NULL, *samples_path = NULL;
     const char *dev = NULL, *plat = NULL;
-    cli_strlist mc = {0}, task = {0};
-    int stride = 0, limit = 0, batch = 8;
-    bool json = false, strict = false, quiet = false, batch_seen = false;
+    cli_strlist mc = {0}, task = {0}, gen = {0}, stop = {0};
+    int stride = 0, limit = 0, batch = 8, max_tokens = 256;
+    bool json = false, strict = false, quiet = false, batch_seen = false, max_seen = false;
     const cli_opt opts[] = {
         {"ckpt", 'c', CLI_STR, &ckpt, "PATH",
          "checkpoint: a run directory (its latest step), a step directory, or a Hugging Face "
@@ -286,12 +305,24 @@ int cmd_eval(int argc, char **argv) {
         {"task", 0, CLI_STRS, &task, "TASK",
          "how the --mc before it is read: " CLLM_MC_TASK_CHOICES " (default auto; a --task "
          "before every --mc applies to all)"},
+        {"gen", 0, CLI_STRS, &gen, "FILE",
+         "generation set: JSONL {\"prompt\", \"reference\"}; greedy continuations scored with "
+         "corpus BLEU (sacreBLEU) and ROUGE-1/2/L (rouge-score)"},
+        {"max-tokens", 0, CLI_INT, &max_tokens, "N",
+         "--gen: tokens generated at most (256, or half the context when that is less; the "
+         "prompt keeps its last context - N tokens)",
+         .lo = 1, .hi = 1 << 24, .seen = &max_seen},
+        {"stop", 0, CLI_STRS, &stop, "STR",
+         "--gen: end a continuation before this string (\\n, \\t, \\r, \\\\ are escapes); "
+         "<|endoftext|> always ends one"},
         {"json", 0, CLI_FLAG, &json, NULL, "print one JSON object of all metrics"},
         {"log-samples", 0, CLI_STR, &samples_path, "FILE",
-         "write one JSON line per multiple-choice item: every choice's log-likelihood, token, "
-         "character and byte lengths, the predictions"},
-        {"limit", 'n', CLI_INT, &limit, "N", "only the first N items of each --mc (0 = all)",
-         .lo = 0, .hi = 2147483647.0},
+         "write one JSON line per item: for --mc every choice's log-likelihood, token, "
+         "character and byte lengths and the predictions; for --gen the output, the reference "
+         "and its sentence BLEU and ROUGE"},
+        {"limit", 'n', CLI_INT, &limit, "N",
+         "only the first N items of each --mc and --gen (0 = all)", .lo = 0,
+         .hi = 2147483647.0},
         {"batch", 'b', CLI_INT, &batch, "B",
          "rows per forward: perplexity windows, or continuations of one item (halved until the "
          "model fits the device unless given)",
@@ -315,7 +346,11 @@ int cmd_eval(int argc, char **argv) {
         "on the left); acc, acc_norm (per character), acc_bytes, acc_token (per token), each\n"
         "with its standard error. Each item's context runs once; its choices continue from it\n"
         "--batch at a time. Formats: HellaSwag, ARC, MMLU, and {\"context\", \"choices\", \"label\"}\n"
-        "(what 'cllm data make-mc' writes).",
+        "(what 'cllm data make-mc' writes).\n"
+        "Generation: each prompt's greedy continuation, as lm-evaluation-harness's generate_until\n"
+        "makes it (the prompt cut on the left to fit, up to --max-tokens, ending at\n"
+        "<|endoftext|> or a --stop string), scored with sacreBLEU's corpus BLEU and\n"
+        "rouge-score's ROUGE-1/2/L F1 (mean over prompts).",
         opts,
         CLI_COUNT(opts),
         "examples:\n"
@@ -323,12 +358,15 @@ int cmd_eval(int argc, char **argv) {
         "  cllm eval --ckpt runs/nano --text notes.txt --stride 128\n"
         "  cllm eval --ckpt runs/nano --mc fortunes-mc.jsonl --log-samples samples.jsonl\n"
         "  cllm eval --ckpt runs/gpt2 --mc hellaswag_val.jsonl --task hellaswag \\\n"
-        "      --mc arc_easy.jsonl --task arc --limit 500 --json",
+        "      --mc arc_easy.jsonl --task arc --limit 500 --json\n"
+        "  cllm eval --ckpt runs/nano --gen prompts.jsonl --max-tokens 32 --stop '\\n'",
         0,
         0};
     int rc = cli_parse(&spec, argc, argv, NULL);
     cllm_mc_task *tasks = NULL;
     cllm_mc_set *sets = NULL;
+    cllm_gen_set *gsets = NULL;
+    char **outputs = NULL;
     char (*names)[96] = NULL;
     shard_stream shards = {0};
     char *text_buf = NULL, *samples_buf = NULL;
@@ -342,20 +380,24 @@ int cmd_eval(int argc, char **argv) {
     cllm_eval_report *rep = NULL;
     cllm_tokens ids = {0};
     cllm_status st = CLLM_OK;
-    int n_sets = 0;
+    int n_sets = 0, n_gsets = 0;
     if (rc >= 0) goto done;
     rc = -1;
     if (data && text) rc = cli_usage_error(&spec, "--data and --text: give one of them");
-    else if (!data && !text && !mc.n)
-        rc = cli_usage_error(&spec, "nothing to evaluate: give --data DIR, --text FILE or --mc FILE");
+    else if (!data && !text && !mc.n && !gen.n)
+        rc = cli_usage_error(&spec, "nothing to evaluate: give --data DIR, --text FILE, --mc FILE "
+                                    "or --gen FILE");
     else if (stride && !data && !text)
         rc = cli_usage_error(&spec, "--stride applies to perplexity (--data or --text)");
-    else if (samples_path && !mc.n)
-        rc = cli_usage_error(&spec, "--log-samples writes multiple-choice items: give --mc FILE");
+    else if (samples_path && !mc.n && !gen.n)
+        rc = cli_usage_error(&spec, "--log-samples writes items of --mc or --gen sets");
+    else if ((max_seen || stop.n) && !gen.n)
+        rc = cli_usage_error(&spec, "--%s applies to --gen", max_seen ? "max-tokens" : "stop");
     if (rc >= 0) goto done;
     if (!(tasks = calloc((size_t)(mc.n + 1), sizeof *tasks)) ||
         !(sets = calloc((size_t)(mc.n + 1), sizeof *sets)) ||
-        !(names = calloc((size_t)(mc.n + 1), sizeof *names))) {
+        !(gsets = calloc((size_t)(gen.n + 1), sizeof *gsets)) ||
+        !(names = calloc((size_t)(mc.n + gen.n + 1), sizeof *names))) {
         st = cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
         goto fail;
     }
@@ -366,6 +408,12 @@ int cmd_eval(int argc, char **argv) {
         CLLM_TRY(cllm_mc_load(&sets[n_sets], mc.items[n_sets], tasks[n_sets], strict, limit));
         section_name(names[n_sets], sizeof names[n_sets], mc.items[n_sets], names, n_sets);
     }
+    for (; n_gsets < gen.n; n_gsets++) {
+        CLLM_TRY(cllm_gen_load(&gsets[n_gsets], gen.items[n_gsets], strict, limit));
+        section_name(names[n_sets + n_gsets], sizeof *names, gen.items[n_gsets], names,
+                     n_sets + n_gsets);
+    }
+    for (int k = 0; k < stop.n; k++) unescape((char *)stop.items[k]);
     if (data) CLLM_TRY(read_shards(&shards, data, split));
     if (text) {
         CLLM_TRY(cllm_read_file(text, &text_buf, &text_len));
@@ -388,7 +436,7 @@ int cmd_eval(int argc, char **argv) {
     ro.quiet = true;
     CLLM_TRY(cllm_runtime_init(&rt, &ro));
     for (;;) {
-        cllm_gpt_opts go = {.max_batch = batch, .kv_cache = mc.n > 0};
+        cllm_gpt_opts go = {.max_batch = batch, .kv_cache = mc.n > 0 || gen.n > 0};
         st = cllm_model_load(&mdl, rt, ckpt, &go, NULL);
         if (st != CLLM_ERR_TOO_LARGE || batch_seen || batch == 1) break;
         batch /= 2;
@@ -400,7 +448,15 @@ int cmd_eval(int argc, char **argv) {
                        stride, cfg->n_positions);
         goto fail;
     }
-    if (text || mc.n) CLLM_TRY(cllm_model_require_tokenizer(mdl));
+    if (text || mc.n || gen.n) CLLM_TRY(cllm_model_require_tokenizer(mdl));
+    if (gen.n && !max_seen && max_tokens > cfg->n_positions / 2) max_tokens = cfg->n_positions / 2;
+    if (gen.n && max_tokens >= cfg->n_positions) {
+        st = cllm_fail(CLLM_ERR_USAGE,
+                       "--max-tokens %d leaves no room for a prompt in the model's context (%d "
+                       "tokens)",
+                       max_tokens, cfg->n_positions);
+        goto fail;
+    }
 
     CLLM_TRY(cllm_eval_report_init(&rep));
     CLLM_TRY(cllm_eval_report_add_string(rep, "model", "ckpt", mdl->path));
@@ -490,6 +546,42 @@ int cmd_eval(int argc, char **argv) {
                                                            : NAN));
     }
 
+    for (int k = 0; k < n_gsets; k++) {
+        const char *name = names[n_sets + k];
+        progress pr = {show, name, "prompts", cllm_now(), 0};
+        cllm_eval_gen_opts eo = {.max_tokens = max_tokens,
+                                 .stops = stop.items,
+                                 .n_stops = stop.n,
+                                 .progress = ppl_progress,
+                                 .progress_user = &pr};
+        cllm_eval_gen_stats gst;
+        cllm_gen_results gr;
+        st = cllm_eval_generate(&outputs, &gst, mdl->gpt, mdl->tok, &gsets[k], &eo);
+        if (st == CLLM_OK)
+            st = cllm_gen_score(&gr, &gsets[k], (const char *const *)outputs);
+        for (int i = 0; st == CLLM_OK && samples && i < gsets[k].n; i++) {
+            char *line = cllm_gen_sample_json(&gsets[k], i, outputs[i]);
+            if (!line) st = CLLM_ERR_NOMEM;
+            else fprintf(samples, "%s\n", line);
+            free(line);
+        }
+        cllm_eval_gen_outputs_free(outputs, gsets[k].n);
+        outputs = NULL;
+        if (st != CLLM_OK) {
+            cllm_fail_context(st, "%s", gsets[k].path);
+            goto fail;
+        }
+        CLLM_TRY(cllm_eval_report_add_gen(rep, name, &gsets[k], &gr));
+        CLLM_TRY(cllm_eval_report_add_value(rep, name, "max_tokens", max_tokens));
+        CLLM_TRY(cllm_eval_report_add_value(rep, name, "generated_tokens", (double)gst.tokens));
+        CLLM_TRY(cllm_eval_report_add_value(rep, name, "stopped", (double)gst.stopped));
+        CLLM_TRY(cllm_eval_report_add_value(rep, name, "truncated", (double)gst.truncated));
+        CLLM_TRY(cllm_eval_report_add_value(rep, name, "seconds", gst.seconds));
+        CLLM_TRY(cllm_eval_report_add_value(rep, name, "tokens_per_s",
+                                            gst.seconds > 0 ? (double)gst.tokens / gst.seconds
+                                                            : NAN));
+    }
+
     if (samples) {
         if (fclose(samples) != 0) {
             samples = NULL;
@@ -529,10 +621,14 @@ done:
     free(text_buf);
     shard_stream_free(&shards);
     for (int k = 0; k < n_sets; k++) cllm_mc_set_free(&sets[k]);
+    for (int k = 0; k < n_gsets; k++) cllm_gen_set_free(&gsets[k]);
     free(sets);
+    free(gsets);
     free(tasks);
     free(names);
     cli_strlist_free(&mc);
     cli_strlist_free(&task);
+    cli_strlist_free(&gen);
+    cli_strlist_free(&stop);
     return rc;
 }

@@ -130,6 +130,39 @@ typedef struct {
 void cllm_mc_scorer_stats_get(const cllm_mc_scorer *s, cllm_mc_scorer_stats *out);
 void cllm_mc_scorer_stats_reset(cllm_mc_scorer *s);
 
+/* ----------------------------------------------------------------------------- generation */
+
+/* Greedy continuations for --gen, as lm-evaluation-harness's generate_until makes them with
+ * its HF backend: the prompt encoded (an empty one is <|endoftext|>), cut on the left to its
+ * last T - max_tokens tokens so that the whole continuation fits the window, then the argmax
+ * token max_tokens times, ending early at <|endoftext|> or at the first stop string (the
+ * text cut before it; cllm/generate.h). The text is the continuation's bytes with invalid
+ * UTF-8 replaced by U+FFFD, one per maximal invalid subpart (what a Python decode with
+ * errors="replace", as Hugging Face's tokenizers does, gives). */
+typedef struct {
+    int max_tokens;           /* 1 .. T-1 */
+    const char *const *stops; /* stop strings (may be NULL) */
+    int n_stops;
+    void (*progress)(void *user, uint64_t done, uint64_t total); /* items; may be NULL */
+    void *progress_user;
+} cllm_eval_gen_opts;
+
+typedef struct {
+    uint64_t items;
+    uint64_t tokens;        /* tokens generated (the end-of-text that stopped one included) */
+    uint64_t prompt_tokens; /* prompt tokens fed, after cutting */
+    uint64_t truncated;     /* prompts cut on the left */
+    uint64_t stopped;       /* continuations that ended at a stop string or end-of-text */
+    double seconds;
+} cllm_eval_gen_stats;
+
+/* outputs[i] (malloc'd, NUL-terminated) for every item of `set`; free them with
+ * cllm_eval_gen_outputs_free. The model needs kv_cache (cllm_gpt_opts). */
+cllm_status cllm_eval_generate(char ***outputs, cllm_eval_gen_stats *stats, cllm_gpt *gpt,
+                               const cllm_tokenizer *tok, const cllm_gen_set *set,
+                               const cllm_eval_gen_opts *opts);
+void cllm_eval_gen_outputs_free(char **outputs, int n);
+
 #ifdef __cplusplus
 }
 #endif
