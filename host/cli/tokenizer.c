@@ -143,7 +143,7 @@ static cllm_status close_output(const char *path, FILE *f) {
 
 /* ---------------------------------------------------------------- train */
 
-static int cmd_train(int argc, char **argv) {
+static int cmd_tok_train(int argc, char **argv) {
     cli_strlist inputs = {0}, specials = {0}, pos = {0};
     int vocab = 8192, threads = 0;
     long long min_freq = 2;
@@ -456,7 +456,7 @@ int cmd_tokenizer(int argc, char **argv) {
         int (*fn)(int, char **);
         const char *summary;
     } subs[] = {
-        {"train", cmd_train, "learn a byte-level BPE vocabulary from text -> tokenizer.json"},
+        {"train", cmd_tok_train, "learn a byte-level BPE vocabulary from text -> tokenizer.json"},
         {"encode", cmd_encode, "text -> token ids"},
         {"decode", cmd_decode, "token ids -> text"},
         {"info", cmd_info, "vocabulary size, special tokens, compression on a file"},
