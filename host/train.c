@@ -8,9 +8,11 @@
 #include "cllm/train.h"
 
 #include "cllm/checkpoint.h"
+#include "cllm/generate.h"
 #include "cllm/sample.h"
 #include "cllm/tokenizer.h"
 #include "cllm/util.h"
+#include "data_internal.h"
 #include "train_internal.h"
 
 #include <cjson/cJSON.h>
@@ -30,7 +32,9 @@ struct cllm_trainer {
     cllm_gpt *m;
     FILE *log;
     char *run, *model_source, *config_json, *tokenizer_json, *args_json, *resumed_from;
-    uint32_t tok_vocab; /* tokens of the stored tokenizer (0: none) */
+    cllm_tokenizer *tok; /* the stored tokenizer, parsed (NULL: none) */
+    uint32_t *prompt;    /* (n_prompt) the samples' prompt */
+    int n_prompt;
     /* the training state (state.json) */
     int step, adam_step, skips;
     uint64_t tokens;
@@ -44,8 +48,8 @@ struct cllm_trainer {
     int *valid;                  /* (k) valid targets of each */
     float *h_params, *h_m, *h_v; /* host copies for checkpoints, layout.total each */
     size_t n_params;
-    FILE *metrics;
-    char *metrics_path;
+    FILE *metrics, *samples;
+    char *metrics_path, *samples_path;
     char *last_ckpt;
     int last_ckpt_step;
     double last_val;
@@ -341,17 +345,26 @@ static cllm_status check_sources(cllm_trainer *t) {
                              t->cfg.vocab_size, t->cfg.vocab_size);
     }
     if (t->tokenizer_json) {
-        cllm_tokenizer *tok = NULL;
-        cllm_status st = cllm_tokenizer_from_json(&tok, t->tokenizer_json,
+        cllm_status st = cllm_tokenizer_from_json(&t->tok, t->tokenizer_json,
                                                   strlen(t->tokenizer_json), "the tokenizer");
         if (st != CLLM_OK) return st;
-        t->tok_vocab = cllm_tokenizer_vocab_size(tok);
-        cllm_tokenizer_free(tok);
-        if (t->tok_vocab > (uint32_t)t->cfg.vocab_size)
+        uint32_t n = cllm_tokenizer_vocab_size(t->tok);
+        if (n > (uint32_t)t->cfg.vocab_size)
             return cllm_fail(CLLM_ERR_USAGE,
                              "the tokenizer has %u tokens but %s has vocab_size %d: use a model "
                              "with vocab_size >= %u or a smaller tokenizer",
-                             t->tok_vocab, t->model_source, t->cfg.vocab_size, t->tok_vocab);
+                             n, t->model_source, t->cfg.vocab_size, n);
+    }
+    if (t->o.sample_every > 0) {
+        if (!t->tok)
+            return cllm_fail(CLLM_ERR_USAGE, "--sample-every needs a tokenizer, and the run has "
+                                             "none (the data directory has no tokenizer.json)");
+        const char *p = t->s.sample_prompt ? t->s.sample_prompt : "";
+        cllm_tokens ids = {0};
+        cllm_status st = cllm_tokenizer_encode(t->tok, p, strlen(p), "all", &ids);
+        if (st != CLLM_OK) return cllm_fail_context(st, "the sample prompt");
+        t->prompt = ids.ids;
+        t->n_prompt = (int)ids.n;
     }
     return CLLM_OK;
 }
@@ -404,6 +417,19 @@ static cllm_status prepare_run_dir(cllm_trainer *t) {
     t->metrics = fopen(t->metrics_path, t->resumed_from ? "a" : "w");
     if (!t->metrics)
         return cllm_fail(CLLM_ERR_IO, "%s: cannot open: %s", t->metrics_path, strerror(errno));
+    t->samples_path = cllm_path_join(t->run, "samples.jsonl");
+    if (!t->samples_path) return cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+    if (t->resumed_from) {
+        int dropped = 0;
+        CLLM_TRY(truncate_jsonl(t->samples_path, t->step, &dropped));
+    } else if (cllm_is_file(t->samples_path)) {
+        remove(t->samples_path); /* a fresh run: no samples of an earlier one */
+    }
+    if (t->o.sample_every > 0) {
+        t->samples = fopen(t->samples_path, "a");
+        if (!t->samples)
+            return cllm_fail(CLLM_ERR_IO, "%s: cannot open: %s", t->samples_path, strerror(errno));
+    }
 fail:
     return st;
 }
@@ -475,7 +501,10 @@ cllm_status cllm_trainer_init(cllm_trainer **out, cllm_runtime *rt, const cllm_t
         st = cllm_fail(CLLM_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    cllm_gpt_opts go = {.max_batch = t->o.batch, .max_seq = t->o.seq, .training = true};
+    cllm_gpt_opts go = {.max_batch = t->o.batch,
+                        .max_seq = t->o.seq,
+                        .training = true,
+                        .kv_cache = t->o.sample_every > 0};
     CLLM_TRY(cllm_gpt_init(&t->m, rt, &t->cfg, &go));
     if (s->resume) {
         CLLM_TRY(cllm_gpt_set_params(t->m, ck.params));
@@ -513,7 +542,11 @@ fail:
 void cllm_trainer_free(cllm_trainer *t) {
     if (!t) return;
     if (t->metrics) fclose(t->metrics);
+    if (t->samples) fclose(t->samples);
     cllm_gpt_free(t->m);
+    cllm_tokenizer_free(t->tok);
+    free(t->prompt);
+    free(t->samples_path);
     free(t->run);
     free(t->model_source);
     free(t->config_json);
@@ -691,6 +724,71 @@ static cllm_status validate_now(cllm_trainer *t, double *val) {
     return CLLM_OK;
 }
 
+/* text as valid UTF-8 without control codes but newline and tab (U+FFFD in their place), for
+ * the log and JSON: a sample is any bytes its tokens decode to. */
+static char *printable(const char *text, size_t len) {
+    char *out = cllm_malloc(3 * len + 1);
+    size_t n = 0;
+    if (!out) return NULL;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = cllm_utf8_decode((const unsigned char *)text + i, len - i, &cp);
+        if (k < 0) {
+            n += cllm_utf8_encode(0xFFFD, out + n);
+            i += (size_t)-k;
+        } else if (cp < 0x20 && cp != '\n' && cp != '\t') {
+            n += cllm_utf8_encode(0xFFFD, out + n); /* no control codes to a terminal */
+            i += (size_t)k;
+        } else {
+            memcpy(out + n, text + i, (size_t)k);
+            n += (size_t)k;
+            i += (size_t)k;
+        }
+    }
+    out[n] = 0;
+    return out;
+}
+
+/* A sample of sample_tokens new tokens after the prompt, to the log and samples.jsonl. The
+ * seed comes from the run's RNG, which state.json keeps. */
+static cllm_status sample_now(cllm_trainer *t) {
+    cllm_gen_opts go = cllm_gen_opts_default();
+    go.max_tokens = t->o.sample_tokens;
+    go.seed = cllm_rng_next(&t->rng);
+    cllm_gen_result r = {0};
+    char *prompt = NULL, *text = NULL;
+    cJSON *o = NULL;
+    char *line = NULL;
+    cllm_status st = CLLM_OK;
+    CLLM_TRY(cllm_generate(t->m, t->tok, t->prompt, t->n_prompt, &go, &r));
+    const char *p = t->s.sample_prompt ? t->s.sample_prompt : "";
+    prompt = printable(p, strlen(p));
+    text = printable(r.samples[0].text, r.samples[0].len);
+    if (!prompt || !text) {
+        st = CLLM_ERR_NOMEM;
+        goto fail;
+    }
+    log_line(t, "step %d/%d | sample, %d tokens (%s) in %.2f s:\n%s%s\n", t->step, t->o.steps,
+             r.samples[0].n_tokens, cllm_gen_finish_name(r.samples[0].finish), r.prompt_s + r.gen_s,
+             prompt, text);
+    o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", t->step);
+    cJSON_AddStringToObject(o, "prompt", prompt);
+    cJSON_AddStringToObject(o, "text", text);
+    cJSON_AddNumberToObject(o, "tokens", r.samples[0].n_tokens);
+    cJSON_AddStringToObject(o, "finish", cllm_gen_finish_name(r.samples[0].finish));
+    line = cJSON_PrintUnformatted(o);
+    if (!line || fprintf(t->samples, "%s\n", line) < 0 || fflush(t->samples) != 0)
+        st = cllm_fail(CLLM_ERR_IO, "%s: cannot write: %s", t->samples_path, strerror(errno));
+fail:
+    cllm_gen_result_free(&r);
+    cJSON_Delete(o);
+    free(line);
+    free(prompt);
+    free(text);
+    return st;
+}
+
 /* The effective configuration, once at the start. */
 static void print_setup(cllm_trainer *t) {
     const cllm_gpt_config *c = &t->cfg;
@@ -745,6 +843,10 @@ static void print_setup(cllm_trainer *t) {
         snprintf(ck, sizeof ck, "at the end");
     log_line(t, "validation %s | checkpoints %s, keep %d%s | stop after %d non-finite steps", ev,
              ck, o->keep, o->keep ? "" : " (all)", o->max_skips);
+    if (o->sample_every > 0)
+        log_line(t, "samples every %d steps: %d tokens at temperature 1 after %s%s%s",
+                 o->sample_every, o->sample_tokens, t->n_prompt ? "\"" : "<|endoftext|>",
+                 t->n_prompt ? t->s.sample_prompt : "", t->n_prompt ? "\"" : "");
     if (t->resumed_from)
         log_line(t, "run: %s, resumed from %s at step %d (%llu tokens trained so far)", t->run,
                  t->resumed_from, t->step, (unsigned long long)t->tokens);
@@ -836,6 +938,8 @@ cllm_status cllm_trainer_run(cllm_trainer *t) {
         if (eval_on && !stopping(t) && (t->step % t->o.eval_every == 0 || last))
             CLLM_TRY(validate_now(t, &val));
         CLLM_TRY(write_metrics(t, true, loss, lr, norm, tps, skipped, val));
+        if (t->samples && !stopping(t) && (t->step % t->o.sample_every == 0 || last))
+            CLLM_TRY(sample_now(t));
         if (t->skips >= t->o.max_skips) {
             st = cllm_fail(CLLM_ERR_NUMERIC,
                            "steps %d-%d: %d non-finite losses or gradient norms in a row; "

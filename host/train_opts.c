@@ -56,7 +56,9 @@ cllm_train_opts cllm_train_opts_default(void) {
                              .ckpt_every = 500,
                              .keep = 3,
                              .max_skips = 5,
-                             .log_every = 10};
+                             .log_every = 10,
+                             .sample_every = 0,
+                             .sample_tokens = 64};
 }
 
 double cllm_train_min_lr(const cllm_train_opts *o) {
@@ -97,6 +99,8 @@ static const field FIELDS[] = {
     F("keep", F_INT, keep, 0, 1e6),
     F("max_skips", F_INT, max_skips, 1, 1e6),
     F("log_every", F_INT, log_every, 1, 2e9),
+    F("sample_every", F_INT, sample_every, 0, 2e9),
+    F("sample_tokens", F_INT, sample_tokens, 1, 1 << 20),
 };
 #undef F
 #define N_FIELDS ((int)(sizeof FIELDS / sizeof *FIELDS))

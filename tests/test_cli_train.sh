@@ -16,7 +16,7 @@ T=$(fresh_tmp cli_train)
 expect 0 "train --help" "$C" train --help
 for flag in --steps --batch --seq --grad-accum --lr --min-lr --warmup --schedule --weight-decay \
             --beta1 --beta2 --eps --clip --seed --data-order --eval-every --eval-batches \
-            --ckpt-every --keep --resume --device --stop-at; do
+            --ckpt-every --keep --resume --device --stop-at --sample-every --sample-prompt; do
   expect_out "$flag" "$C" train --help
 done
 expect_out "examples:" "$C" train --help
@@ -77,9 +77,16 @@ check '[ "$lines" = 1 ]' "a bad data directory is one line on stderr (got $lines
 
 # a run: files, the training section under the flags
 R="$T/run"
-expect 0 "train" "$C" train --model "$M" --data "$T/data" --out "$R" --steps 6 --ckpt-every 3 \
-  --eval-every 3 --lr 0.005
-for f in config.json train_args.json command.txt metrics.jsonl latest step_00000003/state.json \
+"$C" train --model "$M" --data "$T/data" --out "$R" --steps 6 --ckpt-every 3 \
+  --eval-every 3 --lr 0.005 --sample-every 3 --sample-tokens 5 --sample-prompt "document" \
+  > "$T/run.out" 2>&1
+rc=$?
+check '[ $rc = 0 ]' "train: exit 0 (got $rc)"
+check 'grep -q "^step 3/6 | sample, 5 tokens" "$T/run.out" && grep -q "^document" "$T/run.out"' \
+  "samples go to the log"
+check '[ $(wc -l < "$R/samples.jsonl") = 2 ] && grep -q "\"step\":6,\"prompt\":\"document\",\"text\":" "$R/samples.jsonl"' \
+  "samples.jsonl: steps 3 and 6 with prompt and text"
+for f in config.json train_args.json command.txt metrics.jsonl samples.jsonl latest step_00000003/state.json \
          step_00000006/model.safetensors step_00000006/optimizer.safetensors \
          step_00000006/tokenizer.json step_00000006/config.json; do
   check "[ -s '$R/$f' ]" "the run has $f"
@@ -108,8 +115,12 @@ expect 0 "resume" "$C" train --out "$R" --resume --steps 9
 check '[ $(wc -l < "$R/metrics.jsonl") = 10 ] && [ $(wc -l < "$R/command.txt") = 2 ]' \
   "resumed to step 9: 10 metrics lines, 2 command lines"
 check 'grep -q "\"lr\":[[:space:]]*0.005" "$R/train_args.json"' "the resumed run kept --lr 0.005"
+check '[ $(wc -l < "$R/samples.jsonl") = 3 ]' "the resumed run samples on (steps 3, 6, 9)"
 printf '{"step":10,"loss":1}\n{"step":11,"loss":1}\n{"step":12,"lo' >> "$R/metrics.jsonl"
+printf '{"step":12,"prompt":"","text":"x"}\n' >> "$R/samples.jsonl"
 expect_out "dropped 3 lines written after step 9" "$C" train --out "$R" --resume --steps 10
+check '! grep -q "\"step\":12" "$R/samples.jsonl" && grep -q "\"step\":10,\"prompt\":\"document\"" "$R/samples.jsonl"' \
+  "samples.jsonl: lines after the checkpoint dropped, the prompt kept on resume"
 steps=$(sed 's/.*"step":\([0-9]*\).*/\1/' "$R/metrics.jsonl" | tr '\n' ' ')
 check '[ "$steps" = "0 1 2 3 4 5 6 7 8 9 10 " ]' "metrics.jsonl holds each step once, in order ($steps)"
 expect_out "nothing to do" "$C" train --out "$R" --resume --steps 10

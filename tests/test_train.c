@@ -216,15 +216,34 @@ static int count_entries(const char *dir, const char *prefix) {
 
 /* ------------------------------------------------------------------ exact resume */
 
+/* A byte-level BPE tokenizer of at most 300 tokens, for samples. */
+static char *small_tokenizer(void) {
+    const char *text = "the quick brown fox jumps over the lazy dog, the quick brown fox again "
+                       "and again and again, the dog sleeps";
+    cllm_text doc = {text, strlen(text)};
+    cllm_bpe_train_opts bo = cllm_bpe_train_opts_default();
+    bo.vocab_size = 300;
+    bo.min_frequency = 1;
+    cllm_tokenizer *tok = NULL;
+    CHECK_OK(cllm_tokenizer_train(&tok, &doc, 1, &bo));
+    char *j = tok ? cllm_tokenizer_to_json(tok) : NULL;
+    cllm_tokenizer_free(tok);
+    return j;
+}
+
 static void test_exact_resume(cllm_runtime *rt) {
     char *data = test_tmpdir("train_data"), *a = test_tmpdir("train_a"),
          *b = test_tmpdir("train_b");
-    write_data(data, 6000, 600, 101, 7);
-    cllm_gpt_config cfg = make_cfg(101, 32, 32, 2, 2);
-    run_spec ra = {.run = a, .data = data, .cfg = cfg, .o = tiny_opts()};
+    write_data(data, 6000, 600, 300, 7);
+    cllm_gpt_config cfg = make_cfg(300, 32, 32, 2, 2);
+    char *tok = small_tokenizer();
+    cllm_train_opts o = tiny_opts();
+    o.sample_every = 3; /* samples at 3, 6 and 8: on both sides of the resume */
+    o.sample_tokens = 6;
+    run_spec ra = {.run = a, .data = data, .cfg = cfg, .o = o, .tokenizer_json = tok};
     CHECK_OK(run_session(rt, &ra));
     /* the same run in two sessions: stopped after step 4 (its checkpoint), then resumed */
-    run_spec rb = {.run = b, .data = data, .cfg = cfg, .o = tiny_opts(), .stop_at = 4};
+    run_spec rb = {.run = b, .data = data, .cfg = cfg, .o = o, .stop_at = 4, .tokenizer_json = tok};
     CHECK_OK(run_session(rt, &rb));
     CHECK(cllm_checkpoint_latest(b) && strstr(rb.ckpt, "step_00000004"));
     rb.resume = true;
@@ -233,6 +252,13 @@ static void test_exact_resume(cllm_runtime *rt) {
     check_same_metrics(a, b, 1 + 8);
     check_same_checkpoint(a, b, "step_00000008");
     check_same_checkpoint(a, b, "step_00000004");
+    char *pa = cllm_path_join(a, "samples.jsonl"), *pb = cllm_path_join(b, "samples.jsonl"),
+         *sj = read_text(pa);
+    int n_samples = 0;
+    for (char *q = sj; q && (q = strchr(q, '\n')); q++)
+        n_samples++;
+    CHECK_MSG(n_samples == 3 && same_file(pa, pb), "samples.jsonl: %d lines, or they differ",
+              n_samples);
     /* state.json: the same but for the wall time */
     char *sa = path3(a, "step_00000008", "state.json"),
          *sb = path3(b, "step_00000008", "state.json");
@@ -244,8 +270,12 @@ static void test_exact_resume(cllm_runtime *rt) {
     /* command.txt has both sessions; metrics continue the time count */
     char *cp = cllm_path_join(b, "command.txt"), *cmd = read_text(cp);
     CHECK(cmd && !strcmp(cmd, "test_train\ntest_train\n"));
-    printf("exact resume: 8 steps == 4 + resume 4 (losses, lr, grad norms, val losses, weights, "
-           "AdamW moments, state)\n");
+    printf("exact resume: 8 steps == 4 + resume 4 (losses, lr, grad norms, val losses, samples, "
+           "weights, AdamW moments, state)\n");
+    free(pa);
+    free(pb);
+    free(sj);
+    free(tok);
     cJSON_Delete(ja);
     cJSON_Delete(jb);
     free(ta);
@@ -498,16 +528,8 @@ static void test_refusals(cllm_runtime *rt) {
     r.cfg = make_cfg(64, 32, 32, 2, 2);
     expect_refusal(rt, &r, CLLM_ERR_USAGE, "holds token id 100 but test config has vocab_size 64");
     r.cfg = cfg;
-    /* a tokenizer of 300 tokens for a model of 101 */
-    const char *text = "the quick brown fox jumps over the lazy dog, the quick brown fox again "
-                       "and again and again, the dog sleeps";
-    cllm_text doc = {text, strlen(text)};
-    cllm_bpe_train_opts bo = cllm_bpe_train_opts_default();
-    bo.vocab_size = 300;
-    bo.min_frequency = 1;
-    cllm_tokenizer *tok = NULL;
-    CHECK_OK(cllm_tokenizer_train(&tok, &doc, 1, &bo));
-    char *tj = tok ? cllm_tokenizer_to_json(tok) : NULL;
+    /* a tokenizer of more than 256 tokens for a model of 101 */
+    char *tj = small_tokenizer();
     r.tokenizer_json = tj;
     expect_refusal(rt, &r, CLLM_ERR_USAGE, "but test config has vocab_size 101");
     r.tokenizer_json = NULL;
@@ -539,7 +561,6 @@ static void test_refusals(cllm_runtime *rt) {
     CHECK(before && after && !strcmp(before, after));
     printf("refusals: seq > context, ids > vocab, tokenizer > vocab, no checkpoint, fresh over a "
            "run, other batch, changed data\n");
-    cllm_tokenizer_free(tok);
     free(tj);
     free(before);
     free(after);

@@ -32,7 +32,7 @@ static void on_signal(int sig) {
 
 /* What the flags set besides cllm_train_opts. */
 typedef struct {
-    const char *model, *init, *data, *out, *dev, *plat, *schedule, *order, *min_lr;
+    const char *model, *init, *data, *out, *dev, *plat, *schedule, *order, *min_lr, *sample_prompt;
     long long seed;
     int stop_at;
     bool resume;
@@ -62,6 +62,8 @@ static const char EPILOG[] =
     "  cllm data prepare /usr/share/games/fortunes --doc-separator % --tokenizer tok.json --out "
     "data/fortunes\n"
     "  cllm train --model models/gpt-nano.json --data data/fortunes --out runs/nano --steps 2000\n"
+    "  cllm train --model models/gpt-nano.json --data data/fortunes --out runs/nano \\\n"
+    "      --steps 2000 --sample-every 200 --sample-prompt 'The computer'\n"
     "  cllm train --out runs/nano --resume                    # after Ctrl-C or a crash\n"
     "  cllm train --out runs/nano --resume --steps 4000       # train further\n"
     "  cllm train --init runs/nano --data data/other --out runs/nano-other --lr 1e-4\n"
@@ -117,6 +119,14 @@ static int parse(int argc, char **argv, cllm_train_opts *o, train_flags *f) {
          .hi = 1e6},
         {"max-skips", 0, CLI_INT, &o->max_skips, "N",
          "non-finite steps in a row (their updates skipped) that stop the run", .lo = 1, .hi = 1e6},
+        {"sample-every", 0, CLI_INT, &o->sample_every, "N",
+         "print a generated sample every N steps and at the end, also to RUN/samples.jsonl "
+         "(0 = off)",
+         .lo = 0, .hi = 2e9},
+        {"sample-tokens", 0, CLI_INT, &o->sample_tokens, "N", "new tokens per sample", .lo = 1,
+         .hi = 1 << 20},
+        {"sample-prompt", 0, CLI_STR, &f->sample_prompt, "TEXT",
+         "what samples continue (default: <|endoftext|>, a new document)"},
         {"stop-at", 0, CLI_INT, &f->stop_at, "STEP",
          "end this session after STEP with a checkpoint; --resume continues to --steps (0 = off)",
          .lo = 0, .hi = 2e9},
@@ -268,7 +278,8 @@ int cmd_train(int argc, char **argv) {
     cllm_batch_source *train = NULL, *val = NULL;
     cllm_checkpoint init = {0};
     cllm_gpt_config cfg = {0};
-    char *args_json = NULL, *saved_args = NULL, *tok_json = NULL, *cmd = NULL, *data_saved = NULL;
+    char *args_json = NULL, *saved_args = NULL, *tok_json = NULL, *cmd = NULL, *data_saved = NULL,
+         *prompt_saved = NULL;
     const char *model_source = NULL;
     cJSON *args = NULL;
 
@@ -284,12 +295,15 @@ int cmd_train(int argc, char **argv) {
         cJSON *sa = saved_args ? cJSON_Parse(saved_args) : NULL;
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(sa, "data"),
                     *od = cJSON_GetObjectItemCaseSensitive(sa, "data_order");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(sa, "sample_prompt");
         if (cJSON_IsString(d)) data_saved = strdup(d->valuestring);
+        if (cJSON_IsString(sp)) prompt_saved = strdup(sp->valuestring);
         if (cJSON_IsString(od) && !strcmp(od->valuestring, "sequential")) order = "sequential";
         cJSON_Delete(sa);
         if (f.seen_order && strcmp(f.order, order) != 0) {
             free(saved_args);
             free(data_saved);
+            free(prompt_saved);
             return usage("--data-order %s: the run was trained with --data-order %s", f.order,
                          order);
         }
@@ -331,6 +345,7 @@ int cmd_train(int argc, char **argv) {
         o.seq = cfg.n_positions;
     order = g.order;
     const char *data = f.data ? f.data : data_saved;
+    const char *prompt = g.sample_prompt ? g.sample_prompt : prompt_saved;
     if (!data) {
         rc = usage("%s's state names no data directory: pass --data DIR", f.out);
         goto done;
@@ -353,6 +368,7 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddStringToObject(args, "data_order", order);
     if (f.model) cJSON_AddStringToObject(args, "model", f.model);
     if (f.init) cJSON_AddStringToObject(args, "init", f.init);
+    if (prompt) cJSON_AddStringToObject(args, "sample_prompt", prompt);
     args_json = cJSON_PrintUnformatted(args);
     cmd = command_line(argc, argv);
     if (!args_json || !cmd) {
@@ -377,6 +393,7 @@ int cmd_train(int argc, char **argv) {
                                 .command_line = cmd,
                                 .stop = &g_stop,
                                 .stop_at = g.stop_at,
+                                .sample_prompt = prompt,
                                 .log = stdout,
                                 .tty = isatty(STDOUT_FILENO)};
     CLLM_TRY(cllm_trainer_init(&tr, rt, &s));
@@ -405,6 +422,7 @@ done:
     free(args_json);
     free(saved_args);
     free(data_saved);
+    free(prompt_saved);
     free(tok_json);
     free(cmd);
     return rc;

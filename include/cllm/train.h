@@ -37,13 +37,14 @@
  *                            resumes), val_loss and val_ppl when measured; "skipped": true on an
  *                            update the guard skipped (loss / grad_norm null when not finite).
  *                            Step 0 holds only the validation before training.
+ *     RUN/samples.jsonl      with sample_every: {"step", "prompt", "text"} per sample
  *     RUN/step_NNNNNNNN/     checkpoints (cllm/checkpoint.h): model, config, tokenizer,
  *                            optimizer.safetensors, state.json; RUN/latest names the newest
  *
  *   Resume: setup.resume = true continues RUN from its latest checkpoint: weights, AdamW
  *   moments, step and AdamW step, the sampling RNG, each source's position (set_position),
- *   cumulative tokens and time; metrics.jsonl lines after that step (written after the
- *   checkpoint a crash rolled back to) are dropped. On the same device, N steps then a resume
+ *   cumulative tokens and time; metrics.jsonl and samples.jsonl lines after that step
+ *   (written after the checkpoint a crash rolled back to) are dropped. On the same device, N steps then a resume
  *   for N more give bitwise the same losses and weights as 2N steps at once. Batch, sequence
  *   and seed cannot change on resume (the data order depends on them); steps, lr, eval and
  *   checkpoint cadence may. cllm_train_state_read() gives the saved options to start from.
@@ -136,6 +137,10 @@ typedef struct {
     int keep;         /* checkpoints kept (0 = all) */
     int max_skips;    /* consecutive non-finite steps that stop the run */
     int log_every;    /* a plain progress line every N steps when the log is not a terminal */
+    int sample_every; /* a generated sample every N steps and at the end (0 = off; needs a
+                         tokenizer) */
+    int sample_tokens; /* new tokens per sample (temperature 1, the seeds drawn from the
+                          run's RNG, so a resumed run draws the same samples) */
 } cllm_train_opts;
 
 cllm_train_opts cllm_train_opts_default(void);
@@ -175,6 +180,8 @@ typedef struct {
     const char *args_json;       /* the caller's record (a JSON object, e.g. the data directory),
                                     kept in state.json and train_args.json */
     const char *command_line;    /* appended to RUN/command.txt (NULL: nothing) */
+    const char *sample_prompt;   /* what samples continue (NULL or "": <|endoftext|>, i.e. a
+                                    new document); special tokens in it are recognised */
     volatile sig_atomic_t *stop; /* set (from a signal handler): finish the step, save, return */
     int stop_at;                 /* > 0: this session ends (with a checkpoint) after that step, the
                                     run resumable up to opts.steps; e.g. time-sliced jobs */
