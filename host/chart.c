@@ -307,15 +307,25 @@ cllm_status cllm_chart_draw(cllm_canvas *c, const cllm_chart_series *series, int
     /* vertical layout */
     int pad = 8 * s, tick = 5 * s, text_h = CLLM_FONT_CAP * s;
     int title_s = s + 1;
-    int top = pad + (o->title && *o->title ? CLLM_FONT_CAP * title_s + 2 * pad : pad);
+    char *title = NULL; /* cut to the canvas, at a smaller scale first when that is enough */
+    if (o->title && *o->title) {
+        if (cllm_text_width(o->title, title_s) > W - 2 * pad) title_s = s;
+        title = cllm_text_cut(o->title, cllm_text_fit_chars(W - 2 * pad, title_s));
+        if (!title) return cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+    }
+    int top = pad + (title ? CLLM_FONT_CAP * title_s + 2 * pad : pad);
     int bottom = tick + pad + text_h + (o->xlabel && *o->xlabel ? 2 * pad + text_h : 0) + pad;
     l.y0 = top;
     l.y1 = H - bottom;
-    if (l.y1 - l.y0 < 4 * text_h)
-        return cllm_fail(CLLM_ERR_USAGE,
-                         "a %dx%d chart is too small to draw (the plot area "
-                         "would be %d pixels high)",
-                         W, H, (int)(l.y1 - l.y0));
+    cllm_status st = CLLM_OK;
+    char **legend = NULL;
+    if (l.y1 - l.y0 < 4 * text_h) {
+        st = cllm_fail(CLLM_ERR_USAGE,
+                       "a %dx%d chart is too small to draw (the plot area would be "
+                       "%d pixels high)",
+                       W, H, (int)(l.y1 - l.y0));
+        goto fail;
+    }
 
     /* y ticks fix the left margin; then the x ticks fit the width that is left */
     double ystep, minor[256];
@@ -341,14 +351,15 @@ cllm_status cllm_chart_draw(cllm_canvas *c, const cllm_chart_series *series, int
         double spacing = xstep / (l.xmax - l.xmin) * (l.x1 - l.x0);
         if (spacing >= xlw + 4 * pad || max_ticks <= 2) break;
     }
-    if (l.x1 - l.x0 < 8 * text_h)
-        return cllm_fail(CLLM_ERR_USAGE,
-                         "a %dx%d chart is too small to draw (the plot area "
-                         "would be %d pixels wide)",
-                         W, H, (int)(l.x1 - l.x0));
+    if (l.x1 - l.x0 < 8 * text_h) {
+        st = cllm_fail(CLLM_ERR_USAGE,
+                       "a %dx%d chart is too small to draw (the plot area would be "
+                       "%d pixels wide)",
+                       W, H, (int)(l.x1 - l.x0));
+        goto fail;
+    }
 
-    cllm_status st = cllm_canvas_init(c, W, H, CLLM_WHITE);
-    if (st != CLLM_OK) return st;
+    CLLM_TRY(cllm_canvas_init(c, W, H, CLLM_WHITE));
     int px0 = (int)l.x0, py0 = (int)l.y0, px1 = (int)l.x1, py1 = (int)l.y1;
 
     /* grid */
@@ -388,9 +399,14 @@ cllm_status cllm_chart_draw(cllm_canvas *c, const cllm_chart_series *series, int
     }
 
     /* titles */
-    if (o->title && *o->title)
-        cllm_canvas_text(c, (px0 + px1) / 2.0, pad, o->title, title_s, CLLM_BLACK,
-                         CLLM_TEXT_CENTER | CLLM_TEXT_TOP, false);
+    if (title) {
+        /* centred over the plot area, moved left when it would run off the canvas */
+        double tx = (px0 + px1) / 2.0, half = cllm_text_width(title, title_s) / 2.0;
+        if (tx + half > W - pad) tx = W - pad - half;
+        if (tx - half < pad) tx = pad + half;
+        cllm_canvas_text(c, tx, pad, title, title_s, CLLM_BLACK, CLLM_TEXT_CENTER | CLLM_TEXT_TOP,
+                         false);
+    }
     if (o->xlabel && *o->xlabel)
         cllm_canvas_text(c, (px0 + px1) / 2.0, H - pad, o->xlabel, s, CLLM_BLACK,
                          CLLM_TEXT_CENTER | CLLM_TEXT_BOTTOM, false);
@@ -398,18 +414,29 @@ cllm_status cllm_chart_draw(cllm_canvas *c, const cllm_chart_series *series, int
         cllm_canvas_text(c, pad, (py0 + py1) / 2.0, o->ylabel, s, CLLM_BLACK,
                          CLLM_TEXT_CENTER | CLLM_TEXT_TOP, true);
 
-    /* legend: the corner of the plot area that covers the fewest points */
+    /* legend: the corner of the plot area that covers the fewest points; labels cut to half
+     * the plot's width, as many rows as fit */
+    int row_h = text_h + pad, sample_w = 24 * s, inset = pad + s;
+    int max_rows = (py1 - py0 - 2 * inset - pad) / row_h,
+        max_chars = cllm_text_fit_chars((px1 - px0) / 2 - sample_w - 3 * pad, s);
     int n_legend = 0, label_w = 0;
-    for (int k = 0; k < n_series; k++)
+    legend = calloc((size_t)(n_series ? n_series : 1), sizeof *legend);
+    if (!legend) {
+        st = cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int k = 0; k < n_series && n_legend < max_rows; k++)
         if (series[k].label && *series[k].label) {
+            if (!(legend[k] = cllm_text_cut(series[k].label, max_chars))) {
+                st = cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
             n_legend++;
-            int w = cllm_text_width(series[k].label, s);
+            int w = cllm_text_width(legend[k], s);
             if (w > label_w) label_w = w;
         }
     if (n_legend) {
-        int row_h = text_h + pad, sample_w = 24 * s;
         int bw = pad + sample_w + pad + label_w + pad, bh = pad / 2 + n_legend * row_h + pad / 2;
-        int inset = pad + s;
         int cx[4] = {px1 - inset - bw, px0 + inset, px0 + inset, px1 - inset - bw};
         int cy[4] = {py0 + inset, py0 + inset, py1 - inset - bh, py1 - inset - bh};
         int best = 0;
@@ -423,18 +450,23 @@ cllm_status cllm_chart_draw(cllm_canvas *c, const cllm_chart_series *series, int
         cllm_canvas_stroke_rect(c, bx, by, bx + bw, by + bh, 1, CLLM_RGB(200, 200, 200));
         int row = 0;
         for (int k = 0; k < n_series; k++) {
-            if (!series[k].label || !*series[k].label) continue;
+            if (!legend[k]) continue;
             double yc = by + pad / 2 + row * row_h + row_h / 2.0;
             legend_sample(c, &series[k], bx + pad, bx + pad + sample_w, yc, s);
-            cllm_canvas_text(c, bx + 2 * pad + sample_w, yc, series[k].label, s, INK,
+            cllm_canvas_text(c, bx + 2 * pad + sample_w, yc, legend[k], s, INK,
                              CLLM_TEXT_LEFT | CLLM_TEXT_MIDDLE, false);
             row++;
         }
         l.legend_x0 = bx, l.legend_y0 = by, l.legend_x1 = bx + bw, l.legend_y1 = by + bh;
     }
     if (layout) *layout = l;
-    return CLLM_OK;
+    goto done;
 fail:
     cllm_canvas_free(c);
+done:
+    for (int k = 0; legend && k < n_series; k++)
+        free(legend[k]);
+    free(legend);
+    free(title);
     return st;
 }

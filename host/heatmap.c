@@ -19,19 +19,12 @@ static char **make_labels(const cllm_heatmap_opts *o) {
         const char *s = o->labels[i];
         size_t n = o->label_lens ? o->label_lens[i] : strlen(s);
         size_t need = cllm_text_escape(NULL, 0, s, n, CLLM_ESC_SPACES | CLLM_ESC_BACKSLASH);
-        char *e = malloc(need + 4);
+        char *e = malloc(need + 1);
         if (!e) goto fail;
         cllm_text_escape(e, need + 1, s, n, CLLM_ESC_SPACES | CLLM_ESC_BACKSLASH);
-        if (cllm_text_chars(e) > LABEL_CHARS) { /* cut after LABEL_CHARS - 1 characters */
-            size_t at = 0;
-            for (int k = 0; k < LABEL_CHARS - 1; k++) {
-                at++;
-                while (((unsigned char)e[at] & 0xC0) == 0x80)
-                    at++;
-            }
-            memcpy(e + at, "\xE2\x80\xA6", 4); /* U+2026 and the NUL */
-        }
-        lab[i] = e;
+        lab[i] = cllm_text_cut(e, LABEL_CHARS);
+        free(e);
+        if (!lab[i]) goto fail;
     }
     return lab;
 fail:
@@ -122,9 +115,9 @@ cllm_status cllm_heatmap_draw(cllm_canvas *c, const cllm_heatmap_opts *o,
     L.bar_y1 = top + bar_h;
     const bool bar_title = o->colorbar_label && *o->colorbar_label;
     int W = L.bar_x1 + tick + 4 + tlw + pad + (bar_title ? pad + CLLM_FONT_CAP * bar_s : 0) + pad;
-    if (title) {
+    if (title) { /* the picture widens for its title up to 1200 px; beyond, the title is cut */
         int tw = cllm_text_width(o->title, 2) + 2 * pad;
-        if (tw > W) W = tw;
+        if (tw > W) W = tw < 1200 ? tw : W > 1200 ? W : 1200;
     }
     int H = top + (grid_h > bar_h ? grid_h : bar_h) + below;
     if ((double)W * H > MAX_PIXELS) {
@@ -175,9 +168,13 @@ cllm_status cllm_heatmap_draw(cllm_canvas *c, const cllm_heatmap_opts *o,
         }
 
     /* titles */
-    if (title)
-        cllm_canvas_text(c, W / 2.0, pad, o->title, 2, CLLM_BLACK, CLLM_TEXT_CENTER | CLLM_TEXT_TOP,
-                         false);
+    if (title) {
+        char *t = cllm_text_cut(o->title, cllm_text_fit_chars(W - 2 * pad, 2));
+        if (t)
+            cllm_canvas_text(c, W / 2.0, pad, t, 2, CLLM_BLACK, CLLM_TEXT_CENTER | CLLM_TEXT_TOP,
+                             false);
+        free(t);
+    }
     if (xlabel)
         cllm_canvas_text(c, L.x0 + M / 2.0, H - pad, o->xlabel, 2, CLLM_BLACK,
                          CLLM_TEXT_CENTER | CLLM_TEXT_BOTTOM, false);

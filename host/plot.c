@@ -359,6 +359,27 @@ int cllm_text_chars(const char *s) {
     return each_glyph(s, NULL, NULL);
 }
 
+int cllm_text_fit_chars(int pixels, int scale) {
+    int n = (pixels / (scale < 1 ? 1 : scale) + 1) / CLLM_FONT_ADVANCE;
+    return n < 1 ? 1 : n;
+}
+
+char *cllm_text_cut(const char *s, int max_chars) {
+    size_t n = strlen(s), need = cllm_text_escape(NULL, 0, s, n, 0);
+    char *e = malloc(need + 4);
+    if (!e) return NULL;
+    cllm_text_escape(e, need + 1, s, n, 0);
+    if (max_chars >= 1 && cllm_text_chars(e) > max_chars) {
+        size_t at = 0; /* the byte after max_chars - 1 characters */
+        for (int k = 0; k < max_chars - 1; k++) {
+            at++;
+            while (((unsigned char)e[at] & 0xC0) == 0x80) at++;
+        }
+        memcpy(e + at, "\xE2\x80\xA6", 4); /* U+2026 and the NUL */
+    }
+    return e;
+}
+
 int cllm_text_width(const char *s, int scale) {
     int n = cllm_text_chars(s);
     return n ? (n * CLLM_FONT_ADVANCE - 1) * scale : 0;

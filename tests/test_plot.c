@@ -258,6 +258,17 @@ static void test_escape(void) {
                           "b") == 3 &&
           cllm_text_chars("\x01") == 4);
     CHECK(cllm_text_width("", 2) == 0);
+    /* cutting to a number of characters ends in an ellipsis */
+    char *cut = cllm_text_cut("abcdef", 4);
+    CHECK(cut && !strcmp(cut, "abc\xE2\x80\xA6") && cllm_text_chars(cut) == 4);
+    free(cut);
+    cut = cllm_text_cut("ab\xC3\xA9", 4); /* escaped first: "ab\u00e9" */
+    CHECK(cut && !strcmp(cut, "ab\\\xE2\x80\xA6"));
+    free(cut);
+    cut = cllm_text_cut("abcd", 4);
+    CHECK(cut && !strcmp(cut, "abcd"));
+    free(cut);
+    CHECK(cllm_text_fit_chars(23, 1) == 4 && cllm_text_fit_chars(24, 2) == 2);
 }
 
 /* ---------------------------------------------------------------- ticks */
@@ -443,6 +454,20 @@ static void test_chart(void) {
     CHECK(l.legend_y0 >= l.y0 && l.legend_y1 <= l.y1);
     CHECK(ink_in(&c, l.legend_x0, l.legend_y0, l.legend_x1, l.legend_y1) > 40);
     cllm_canvas_free(&c);
+
+    /* a title and legend labels far too long for the canvas are cut to fit it */
+    char longname[400];
+    memset(longname, 'W', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    s[0].label = longname;
+    o.title = longname;
+    CHECK_OK(cllm_chart_draw(&c, s, 2, &o, &l));
+    CHECK(ink_in(&c, c.width - 6, 0, c.width, c.height) == 0); /* a margin stays clear */
+    CHECK(ink_in(&c, 0, 0, c.width, (int)l.y0 - 2) > 100);
+    CHECK(l.legend_x1 - l.legend_x0 <= (l.x1 - l.x0) / 2 + 1);
+    cllm_canvas_free(&c);
+    s[0].label = "rising";
+    o.title = "Title";
 
     /* a log axis: equal ratios are equal distances */
     double lx[4] = {1, 2, 3, 4}, ly[4] = {10, 100, 1000, 10000};

@@ -132,6 +132,11 @@ size_t cllm_text_escape(char *out, size_t cap, const char *s, size_t n, int flag
  * `scale` (n characters: 6 n - 1 at scale 1; 0 for ""). */
 int cllm_text_chars(const char *s);
 int cllm_text_width(const char *s, int scale);
+/* `s` escaped and, when it has more than max_chars characters, cut to max_chars - 1 of them
+ * and "…" (U+2026): a malloc'd string, or NULL when out of memory. */
+char *cllm_text_cut(const char *s, int max_chars);
+/* The most characters that fit in `pixels` at `scale` (at least 1). */
+int cllm_text_fit_chars(int pixels, int scale);
 /* Draw NUL-terminated UTF-8 `s` (escaped as above) at `scale` with its anchor point at (x, y).
  * vertical: rotated 90 degrees counter-clockwise (reading upwards, as a y-axis title); the
  * anchor then refers to the text's own frame (LEFT is its start, at the bottom). */
