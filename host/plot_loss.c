@@ -144,7 +144,7 @@ cllm_status cllm_loss_plot_draw(cllm_canvas *c, const cllm_metrics *runs, int n,
                                           .n = rs[i].nv,
                                           .color = darker(col, 0.35),
                                           .dashed = true,
-                                          .markers = rs[i].nv <= 200};
+                                          .markers = rs[i].nv <= 60};
     }
     title = o->title ? strdup(o->title)
             : n == 1 ? cllm_strdup_printf("loss: %s", runs[0].name)

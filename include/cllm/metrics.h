@@ -88,11 +88,12 @@ typedef struct {
 
 cllm_loss_plot_opts cllm_loss_plot_opts_default(void);
 
-/* Draw the training loss (solid lines) and validation loss (dashed, with markers, a darker
- * shade) of n runs on one chart, run i in cllm_palette(i), the legend naming each run by its name
- * (or its path when two runs share a name). Initialises `c`. A run without a single finite loss or
- * validation loss, or with --x tokens / time but without those fields, is CLLM_ERR_FORMAT
- * naming its file. `layout` may be NULL. */
+/* Draw the training loss (solid lines) and validation loss (dashed, a darker shade, with
+ * markers when a run has at most 60 validation points) of n runs on one chart, run i in
+ * cllm_palette(i), the legend naming each run by its name (or its path when two runs share a
+ * name). Initialises `c`. A run without a single finite loss or validation loss, or with --x
+ * tokens / time but without those fields, is CLLM_ERR_FORMAT naming its file. `layout` may be
+ * NULL. */
 cllm_status cllm_loss_plot_draw(cllm_canvas *c, const cllm_metrics *runs, int n,
                                 const cllm_loss_plot_opts *o, cllm_chart_layout *layout);
 /* The same, written to a PNG file (atomically). */
