@@ -182,6 +182,12 @@ cllm_status cllm_mc_scorer_init(cllm_mc_scorer **out, cllm_gpt *gpt, const cllm_
                          "multiple-choice scorer: batch %d, window %d (need batch >= 1 and a "
                          "window of at most the model's context, %d)",
                          batch, T, cfg->n_positions);
+    const cllm_gpt_opts *go = cllm_gpt_get_opts(gpt);
+    if (!go->kv_cache || go->max_batch < batch)
+        return cllm_fail(CLLM_ERR_USAGE,
+                         "multiple-choice scorer: the model needs a key/value cache and room for "
+                         "batch %d (it was created %s a cache, for batch %d)",
+                         batch, go->kv_cache ? "with" : "without", go->max_batch);
     cllm_mc_scorer *s = calloc(1, sizeof *s);
     if (!s) return cllm_fail(CLLM_ERR_NOMEM, "out of host memory");
     s->gpt = gpt;

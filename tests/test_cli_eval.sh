@@ -207,5 +207,16 @@ expect 0 "a checkpoint without a tokenizer" "$C" import --from "$CLLM_SOURCE_DIR
 expect 1 "--text needs the checkpoint's tokenizer" "$C" eval --ckpt "$T/notok" --text "$FX/text.txt"
 expect_err "has no tokenizer.json" "$C" eval --ckpt "$T/notok" --text "$FX/text.txt"
 expect 1 "--mc needs the checkpoint's tokenizer" "$C" eval --ckpt "$T/notok" --mc "$FX/mc.jsonl"
+expect 1 "--data with no tokenizer anywhere" "$C" eval --ckpt "$T/notok" --data "$T/d_one"
+expect_err "has no tokenizer.json" "$C" eval --ckpt "$T/notok" --data "$T/d_one"
+# the data directory's tokenizer.json must be the checkpoint's
+mkdir -p "$T/d_tok" && cp "$T/d_one/val_000.bin" "$T/d_tok/"
+printf 'the cat sat on the mat and the dog sat on the log. ' > "$T/other.txt"
+"$C" tokenizer train --input "$T/other.txt" --vocab-size 280 --min-frequency 1 -o "$T/d_tok/tokenizer.json" -q 2>/dev/null
+expect 1 "a data tokenizer that differs" "$C" eval --ckpt "$T/run" --data "$T/d_tok"
+expect_err "differs from the checkpoint's tokenizer" "$C" eval --ckpt "$T/run" --data "$T/d_tok"
+cp "$FX/tokenizer.json" "$T/d_tok/tokenizer.json"
+"$C" eval --ckpt "$T/run" --data "$T/d_tok" --json > "$T/d_tok.json" 2>/dev/null
+check 'agree text:0 "$T/d_tok.json"' "the same tokenizer in the data directory is accepted"
 
 finish

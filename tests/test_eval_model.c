@@ -330,6 +330,7 @@ static void test_mc(cllm_runtime *rt, cllm_tokenizer *tok) {
     cllm_mc_scorer_free(sc);
     CHECK(cllm_mc_scorer_init(&sc, m, tok, 0, 0) == CLLM_ERR_USAGE && sc == NULL);
     CHECK(cllm_mc_scorer_init(&sc, m, tok, 2, CFG.n_positions + 1) == CLLM_ERR_USAGE);
+    CHECK(cllm_mc_scorer_init(&sc, m, tok, 9, 0) == CLLM_ERR_USAGE && sc == NULL); /* > max */
 
     /* cache broadcast: only positions the cache holds, only up to max_batch */
     uint32_t t4[4] = {1, 2, 3, 4};
@@ -342,6 +343,8 @@ static void test_mc(cllm_runtime *rt, cllm_tokenizer *tok) {
     cllm_gpt_opts nokv = {.max_batch = 2, .max_seq = 8};
     CHECK_OK(cllm_gpt_init(&m, rt, &CFG, &nokv));
     CHECK(cllm_gpt_cache_broadcast(m, 2, 1) == CLLM_ERR_STATE);
+    CHECK(cllm_mc_scorer_init(&sc, m, tok, 1, 0) == CLLM_ERR_USAGE); /* no cache */
+    CHECK(strstr(cllm_last_error(), "without a cache") != NULL);
     cllm_gpt_free(m);
 
     cllm_mc_set_free(&set);
