@@ -223,12 +223,12 @@ void cllm_mc_scorer_stats_reset(cllm_mc_scorer *s) {
 
 /* One choice's request: its window (in, n_in) and where its continuation starts. */
 typedef struct {
-    uint32_t *in;   /* (T) window tokens */
+    uint32_t *in; /* (T) window tokens */
     int n_in;
     int plen;       /* prefix = in[0 .. plen): the context part, predicting cont[0] last */
     uint32_t *cont; /* (n_cont) continuation tokens */
     int n_cont;
-    int group;      /* choices with equal prefixes share a group */
+    int group; /* choices with equal prefixes share a group */
 } request;
 
 /* Add the log-probability of `target` under the logits at (row, t) of the last forward. */
@@ -249,7 +249,8 @@ static cllm_status add_logprob(cllm_mc_scorer *s, int row, int t, uint32_t targe
 static void sort_by_len(int *idx, int n, const request *rq) {
     for (int i = 1; i < n; i++) {
         int v = idx[i], j = i;
-        for (; j > 0 && rq[idx[j - 1]].n_cont > rq[v].n_cont; j--) idx[j] = idx[j - 1];
+        for (; j > 0 && rq[idx[j - 1]].n_cont > rq[v].n_cont; j--)
+            idx[j] = idx[j - 1];
         idx[j] = v;
     }
 }
@@ -270,7 +271,8 @@ static cllm_status score_group(cllm_mc_scorer *s, request *rq, int *idx, int n,
     /* The rest of each continuation, shortest first, `B` rows per forward. */
     sort_by_len(idx, n, rq);
     int k0 = 0;
-    while (k0 < n && rq[idx[k0]].n_cont == 1) k0++;
+    while (k0 < n && rq[idx[k0]].n_cont == 1)
+        k0++;
     for (; k0 < n; k0 += s->B) {
         int rows = n - k0 < s->B ? n - k0 : s->B;
         int len = rq[idx[k0 + rows - 1]].n_cont - 1; /* the longest of this chunk */
@@ -349,8 +351,8 @@ cllm_status cllm_mc_scorer_loglik(void *user, const cllm_mc_item *item,
         }
         memcpy(q->cont, whole.ids + ctx.n, (size_t)q->n_cont * sizeof *q->cont);
         int first;
-        CLLM_TRY(cllm_mc_window(q->in, &q->n_in, &first, ctx.ids, (int)ctx.n, q->cont, q->n_cont,
-                                T, s->eot));
+        CLLM_TRY(cllm_mc_window(q->in, &q->n_in, &first, ctx.ids, (int)ctx.n, q->cont, q->n_cont, T,
+                                s->eot));
         q->plen = first + 1;
         if ((size_t)q->plen < (ctx.n ? ctx.n : 1)) s->stats.truncated++;
         /* the group of the first earlier choice with the same prefix */
@@ -409,7 +411,8 @@ static char *utf8_replace(const char *text, size_t len) {
 }
 
 void cllm_eval_gen_outputs_free(char **outputs, int n) {
-    for (int i = 0; outputs && i < n; i++) free(outputs[i]);
+    for (int i = 0; outputs && i < n; i++)
+        free(outputs[i]);
     free(outputs);
 }
 
@@ -451,7 +454,8 @@ cllm_status cllm_eval_generate(char ***outputs, cllm_eval_gen_stats *stats, cllm
         }
         const cllm_gen_sample *smp = &r.samples[0];
         stats->tokens += (uint64_t)smp->n_tokens;
-        stats->stopped += smp->finish == CLLM_GEN_FINISH_STOP || smp->finish == CLLM_GEN_FINISH_TOKEN;
+        stats->stopped +=
+            smp->finish == CLLM_GEN_FINISH_STOP || smp->finish == CLLM_GEN_FINISH_TOKEN;
         if (!(out[i] = utf8_replace(smp->text, smp->len))) {
             st = CLLM_ERR_NOMEM;
             goto fail;

@@ -161,18 +161,22 @@ static void print_value(FILE *f, const cJSON *x) {
  * added with cllm_eval_report_add_value), printed after the section's own table. */
 static void print_extra(FILE *f, const cJSON *s, sec_kind kind) {
     static const char *const mc_own[] = {"task", "file", "n", "skipped"};
-    static const char *const gen_own[] = {"file", "n", "skipped", "bleu", "bleu_precisions",
-                                          "bleu_bp", "bleu_ratio", "bleu_sys_len", "bleu_ref_len"};
+    static const char *const gen_own[] = {
+        "file",    "n",          "skipped",      "bleu",        "bleu_precisions",
+        "bleu_bp", "bleu_ratio", "bleu_sys_len", "bleu_ref_len"};
     const char *const *own = kind == SEC_MC ? mc_own : gen_own;
-    size_t n_own = kind == SEC_MC ? sizeof mc_own / sizeof *mc_own : sizeof gen_own / sizeof *gen_own;
+    size_t n_own =
+        kind == SEC_MC ? sizeof mc_own / sizeof *mc_own : sizeof gen_own / sizeof *gen_own;
     const cJSON *x;
     cJSON_ArrayForEach(x, s) {
         bool skip = false;
-        for (size_t k = 0; k < n_own && !skip; k++) skip = !strcmp(x->string, own[k]);
+        for (size_t k = 0; k < n_own && !skip; k++)
+            skip = !strcmp(x->string, own[k]);
         for (int m = 0; m < CLLM_MC_N_METRICS && !skip && kind == SEC_MC; m++) {
             const char *mn = cllm_mc_metric_name((cllm_mc_metric)m);
             size_t l = strlen(mn);
-            skip = !strncmp(x->string, mn, l) && (!x->string[l] || !strcmp(x->string + l, "_stderr"));
+            skip =
+                !strncmp(x->string, mn, l) && (!x->string[l] || !strcmp(x->string + l, "_stderr"));
         }
         if (kind == SEC_GEN && !skip && !strncmp(x->string, "rouge", 5)) skip = true;
         if (!skip) print_value(f, x);

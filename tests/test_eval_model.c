@@ -21,22 +21,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const cllm_gpt_config CFG = {.vocab_size = 300, .n_positions = 16, .n_embd = 24,
-                                    .n_layer = 2, .n_head = 3, .layer_norm_epsilon = 1e-5f,
+static const cllm_gpt_config CFG = {.vocab_size = 300,
+                                    .n_positions = 16,
+                                    .n_embd = 24,
+                                    .n_layer = 2,
+                                    .n_head = 3,
+                                    .layer_norm_epsilon = 1e-5f,
                                     .initializer_range = 0.02f};
 static const char CORPUS[] =
     "the cat sat on the mat; the cat ate the rat. the mat sat flat. a rat ran at the cat and "
     "the cat ran at the rat, then the mat was flat and the hat was on the cat.";
 
-static float *FP;  /* the parameters (cllm layout) */
-static double *P;  /* the same in double, for the reference */
+static float *FP; /* the parameters (cllm layout) */
+static double *P; /* the same in double, for the reference */
 
 /* ln p(target) for every position of a window, by the reference forward. */
 static double ref_logprob_at(const double *logits, int V, uint32_t target) {
     double mx = logits[0], s = 0;
     for (int v = 1; v < V; v++)
         if (logits[v] > mx) mx = logits[v];
-    for (int v = 0; v < V; v++) s += exp(logits[v] - mx);
+    for (int v = 0; v < V; v++)
+        s += exp(logits[v] - mx);
     return logits[target] - mx - log(s);
 }
 
@@ -142,8 +147,8 @@ static void test_perplexity(cllm_runtime *rt, cllm_tokenizer *tok) {
         cllm_ppl_result r;
         CHECK_OK(cllm_eval_perplexity(&r, m, tok, ids.ids, ids.n, &po));
         CHECK_MSG(test_close(r.nats, cases[c].want, 1e-5, 1e-5),
-                  "stride %d batch %d: %.9g nats, reference %.9g", cases[c].stride,
-                  cases[c].batch, r.nats, cases[c].want);
+                  "stride %d batch %d: %.9g nats, reference %.9g", cases[c].stride, cases[c].batch,
+                  r.nats, cases[c].want);
         CHECK(r.tokens == (uint64_t)n && r.special == 0);
         CHECK_MSG(r.bytes == strlen(text), "bytes %llu, text %zu", (unsigned long long)r.bytes,
                   strlen(text));
@@ -170,8 +175,7 @@ static void test_perplexity(cllm_runtime *rt, cllm_tokenizer *tok) {
         cllm_ppl_result r;
         CHECK_OK(cllm_eval_perplexity(&r, m, tok, shard, 11, &po));
         double want = -ref_score(shard, 0, 1, 10);
-        CHECK_MSG(test_close(r.nats, want, 1e-5, 1e-5), "short stream: %.9g vs %.9g", r.nats,
-                  want);
+        CHECK_MSG(test_close(r.nats, want, 1e-5, 1e-5), "short stream: %.9g vs %.9g", r.nats, want);
         char *dec = NULL;
         size_t dlen = 0;
         CHECK_OK(cllm_tokenizer_decode(tok, ids.ids, 9, &dec, &dlen)); /* shard[11] is not passed */
@@ -218,7 +222,8 @@ static void ref_choice(cllm_tokenizer *tok, const char *ctx, const char *cont, d
     uint32_t seq[256];
     int len = 0;
     if (!*ctx) seq[len++] = cllm_tokenizer_eot(tok);
-    for (size_t i = 0; i < w.n; i++) seq[len++] = w.ids[i]; /* ctx_enc + cont_enc == whole */
+    for (size_t i = 0; i < w.n; i++)
+        seq[len++] = w.ids[i]; /* ctx_enc + cont_enc == whole */
     int n_cont = (int)(w.n - c.n);
     int from = len - (T + 1) > 0 ? len - (T + 1) : 0; /* keep the last T + 1 */
     int Vp;
@@ -278,12 +283,12 @@ static void test_mc(cllm_runtime *rt, cllm_tokenizer *tok) {
                 int nt;
                 bool greedy;
                 ref_choice(tok, it->context, it->continuations[c], &want, &nt, &greedy);
-                CHECK_MSG(test_close(got[c].loglik, want, 1e-5, 1e-5) &&
-                              got[c].n_tokens == nt && got[c].greedy == greedy,
+                CHECK_MSG(test_close(got[c].loglik, want, 1e-5, 1e-5) && got[c].n_tokens == nt &&
+                              got[c].greedy == greedy,
                           "batch %d, item %d, choice %d: %.9g (%d tokens, greedy %d), "
                           "reference %.9g (%d, %d)",
-                          batches[b], i, c, got[c].loglik, got[c].n_tokens, got[c].greedy, want,
-                          nt, greedy);
+                          batches[b], i, c, got[c].loglik, got[c].n_tokens, got[c].greedy, want, nt,
+                          greedy);
             }
             if (i == 0) /* the context once, then every choice in one batch */
                 CHECK(after.forwards - before.forwards == (batches[b] >= 3 ? 2u : 3u));
@@ -378,7 +383,8 @@ int main(void) {
     test_fill_normal(&rng, FP, lay.total, 0.3f);
     memset(FP + (size_t)CFG.vocab_size * CFG.n_embd, 0,
            (size_t)(cllm_gpt_padded_vocab(&CFG) - CFG.vocab_size) * CFG.n_embd * sizeof *FP);
-    for (size_t i = 0; i < lay.total; i++) P[i] = FP[i];
+    for (size_t i = 0; i < lay.total; i++)
+        P[i] = FP[i];
     CHECK(tok && cllm_tokenizer_vocab_size(tok) <= (uint32_t)CFG.vocab_size);
     if (tok) {
         test_perplexity(rt, tok);

@@ -55,7 +55,8 @@ static cllm_status list_split(const char *dir, const char *split, char ***names,
                        "split, 'cllm data prepare' writes them)",
                        dir, split, split);
     if (st != CLLM_OK) {
-        for (int i = 0; i < cnt; i++) free(v[i]);
+        for (int i = 0; i < cnt; i++)
+            free(v[i]);
         free(v);
         return st;
     }
@@ -74,7 +75,8 @@ typedef struct {
 } shard_stream;
 
 static void shard_stream_free(shard_stream *s) {
-    for (int i = 0; i < s->n_shards; i++) free(s->paths[i]);
+    for (int i = 0; i < s->n_shards; i++)
+        free(s->paths[i]);
     free(s->paths);
     free(s->tokens);
     free(s->ends);
@@ -113,8 +115,8 @@ fail:
 /* Every token must be one the model and its tokenizer know; the first that is not is named
  * with its shard and offset. */
 static cllm_status check_shard_tokens(const shard_stream *s, int vocab, uint32_t tok_vocab) {
-    for (int i = 0, k = 0; i < s->n_shards; i++)
-        for (size_t j = i ? s->ends[i - 1] : 0; j < s->ends[i]; j++, k++) {
+    for (int i = 0; i < s->n_shards; i++)
+        for (size_t j = i ? s->ends[i - 1] : 0; j < s->ends[i]; j++) {
             uint32_t t = s->tokens[j];
             if (t >= (uint32_t)vocab || t >= tok_vocab)
                 return cllm_fail(CLLM_ERR_FORMAT,
@@ -222,7 +224,8 @@ static void section_name(char *out, size_t n, const char *path, char names[][96]
     snprintf(out, n, "%.*s", (int)len, b);
     for (int dup = 2;; dup++) {
         bool taken = !strcmp(out, "model") || !strcmp(out, "perplexity");
-        for (int i = 0; i < k && !taken; i++) taken = !strcmp(names[i], out);
+        for (int i = 0; i < k && !taken; i++)
+            taken = !strcmp(names[i], out);
         if (!taken) return;
         snprintf(out, n, "%.*s_%d", (int)len, b, dup);
     }
@@ -234,7 +237,11 @@ static void unescape(char *s) {
     char *w = s;
     for (const char *r = s; *r; r++) {
         if (r[0] == '\\' && r[1]) {
-            char c = r[1] == 'n' ? '\n' : r[1] == 't' ? '\t' : r[1] == 'r' ? '\r' : r[1] == '\\' ? '\\' : 0;
+            char c = r[1] == 'n'    ? '\n'
+                     : r[1] == 't'  ? '\t'
+                     : r[1] == 'r'  ? '\r'
+                     : r[1] == '\\' ? '\\'
+                                    : 0;
             if (c) {
                 *w++ = c;
                 r++;
@@ -255,7 +262,8 @@ static int pair_tasks(const cli_spec *spec, const cli_strlist *mc, const cli_str
     bool *set = calloc((size_t)(mc->n ? mc->n : 1), sizeof *set);
     if (!set) return cli_report(cllm_fail(CLLM_ERR_NOMEM, "out of host memory"));
     int rc = -1;
-    for (int k = 0; k < mc->n; k++) tasks[k] = CLLM_MC_AUTO;
+    for (int k = 0; k < mc->n; k++)
+        tasks[k] = CLLM_MC_AUTO;
     for (int j = 0; j < task->n && rc < 0; j++) {
         cllm_mc_task t;
         if (cllm_mc_task_parse(&t, task->items[j]) != CLLM_OK) {
@@ -266,8 +274,9 @@ static int pair_tasks(const cli_spec *spec, const cli_strlist *mc, const cli_str
         for (int k = 0; k < mc->n; k++)
             if (mc->argi[k] < task->argi[j]) owner = k;
         if (owner < 0 ? dflt_set : set[owner])
-            rc = cli_usage_error(spec, "two --task options for %s (give one --task after each "
-                                       "--mc it applies to)",
+            rc = cli_usage_error(spec,
+                                 "two --task options for %s (give one --task after each "
+                                 "--mc it applies to)",
                                  owner < 0 ? "every --mc" : mc->items[owner]);
         else if (owner < 0)
             dflt = t, dflt_set = true;
@@ -321,8 +330,7 @@ int cmd_eval(int argc, char **argv) {
          "character and byte lengths and the predictions; for --gen the output, the reference "
          "and its sentence BLEU and ROUGE"},
         {"limit", 'n', CLI_INT, &limit, "N",
-         "only the first N items of each --mc and --gen (0 = all)", .lo = 0,
-         .hi = 2147483647.0},
+         "only the first N items of each --mc and --gen (0 = all)", .lo = 0, .hi = 2147483647.0},
         {"batch", 'b', CLI_INT, &batch, "B",
          "rows per forward: perplexity windows, or continuations of one item (halved until the "
          "model fits the device unless given)",
@@ -345,7 +353,8 @@ int cmd_eval(int argc, char **argv) {
         "log-likelihood of \" \" + choice after the context; contexts longer than the window cut\n"
         "on the left); acc, acc_norm (per character), acc_bytes, acc_token (per token), each\n"
         "with its standard error. Each item's context runs once; its choices continue from it\n"
-        "--batch at a time. Formats: HellaSwag, ARC, MMLU, and {\"context\", \"choices\", \"label\"}\n"
+        "--batch at a time. Formats: HellaSwag, ARC, MMLU, and {\"context\", \"choices\", "
+        "\"label\"}\n"
         "(what 'cllm data make-mc' writes).\n"
         "Generation: each prompt's greedy continuation, as lm-evaluation-harness's generate_until\n"
         "makes it (the prompt cut on the left to fit, up to --max-tokens, ending at\n"
@@ -367,7 +376,7 @@ int cmd_eval(int argc, char **argv) {
     cllm_mc_set *sets = NULL;
     cllm_gen_set *gsets = NULL;
     char **outputs = NULL;
-    char (*names)[96] = NULL;
+    char(*names)[96] = NULL;
     shard_stream shards = {0};
     char *text_buf = NULL, *samples_buf = NULL;
     size_t text_len = 0, samples_len = 0;
@@ -383,7 +392,8 @@ int cmd_eval(int argc, char **argv) {
     int n_sets = 0, n_gsets = 0;
     if (rc >= 0) goto done;
     rc = -1;
-    if (data && text) rc = cli_usage_error(&spec, "--data and --text: give one of them");
+    if (data && text)
+        rc = cli_usage_error(&spec, "--data and --text: give one of them");
     else if (!data && !text && !mc.n && !gen.n)
         rc = cli_usage_error(&spec, "nothing to evaluate: give --data DIR, --text FILE, --mc FILE "
                                     "or --gen FILE");
@@ -413,7 +423,8 @@ int cmd_eval(int argc, char **argv) {
         section_name(names[n_sets + n_gsets], sizeof *names, gen.items[n_gsets], names,
                      n_sets + n_gsets);
     }
-    for (int k = 0; k < stop.n; k++) unescape((char *)stop.items[k]);
+    for (int k = 0; k < stop.n; k++)
+        unescape((char *)stop.items[k]);
     if (data) CLLM_TRY(read_shards(&shards, data, split));
     if (text) {
         CLLM_TRY(cllm_read_file(text, &text_buf, &text_len));
@@ -460,8 +471,8 @@ int cmd_eval(int argc, char **argv) {
 
     CLLM_TRY(cllm_eval_report_init(&rep));
     CLLM_TRY(cllm_eval_report_add_string(rep, "model", "ckpt", mdl->path));
-    CLLM_TRY(cllm_eval_report_add_value(rep, "model", "parameters",
-                                        (double)cllm_gpt_num_params(cfg)));
+    CLLM_TRY(
+        cllm_eval_report_add_value(rep, "model", "parameters", (double)cllm_gpt_num_params(cfg)));
     CLLM_TRY(cllm_eval_report_add_value(rep, "model", "context", cfg->n_positions));
     CLLM_TRY(cllm_eval_report_add_value(rep, "model", "vocab_size", cfg->vocab_size));
     CLLM_TRY(cllm_eval_report_add_string(rep, "model", "device", cllm_runtime_device(rt)->name));
@@ -483,8 +494,8 @@ int cmd_eval(int argc, char **argv) {
             n = ids.n;
         }
         progress pr = {show, "perplexity", "tokens", cllm_now(), 0};
-        cllm_ppl_opts po = {.batch = batch, .stride = stride, .progress = ppl_progress,
-                            .progress_user = &pr};
+        cllm_ppl_opts po = {
+            .batch = batch, .stride = stride, .progress = ppl_progress, .progress_user = &pr};
         cllm_ppl_result r;
         st = cllm_eval_perplexity(&r, mdl->gpt, tok, stream, n, &po);
         if (st != CLLM_OK) {
@@ -541,9 +552,9 @@ int cmd_eval(int argc, char **argv) {
         CLLM_TRY(cllm_eval_report_add_value(rep, names[k], "seconds", ss.seconds));
         CLLM_TRY(cllm_eval_report_add_value(rep, names[k], "items_per_s",
                                             ss.seconds > 0 ? (double)ss.items / ss.seconds : NAN));
-        CLLM_TRY(cllm_eval_report_add_value(rep, names[k], "positions_per_s",
-                                            ss.seconds > 0 ? (double)ss.positions / ss.seconds
-                                                           : NAN));
+        CLLM_TRY(
+            cllm_eval_report_add_value(rep, names[k], "positions_per_s",
+                                       ss.seconds > 0 ? (double)ss.positions / ss.seconds : NAN));
     }
 
     for (int k = 0; k < n_gsets; k++) {
@@ -557,12 +568,13 @@ int cmd_eval(int argc, char **argv) {
         cllm_eval_gen_stats gst;
         cllm_gen_results gr;
         st = cllm_eval_generate(&outputs, &gst, mdl->gpt, mdl->tok, &gsets[k], &eo);
-        if (st == CLLM_OK)
-            st = cllm_gen_score(&gr, &gsets[k], (const char *const *)outputs);
+        if (st == CLLM_OK) st = cllm_gen_score(&gr, &gsets[k], (const char *const *)outputs);
         for (int i = 0; st == CLLM_OK && samples && i < gsets[k].n; i++) {
             char *line = cllm_gen_sample_json(&gsets[k], i, outputs[i]);
-            if (!line) st = CLLM_ERR_NOMEM;
-            else fprintf(samples, "%s\n", line);
+            if (!line)
+                st = CLLM_ERR_NOMEM;
+            else
+                fprintf(samples, "%s\n", line);
             free(line);
         }
         cllm_eval_gen_outputs_free(outputs, gsets[k].n);
@@ -577,9 +589,8 @@ int cmd_eval(int argc, char **argv) {
         CLLM_TRY(cllm_eval_report_add_value(rep, name, "stopped", (double)gst.stopped));
         CLLM_TRY(cllm_eval_report_add_value(rep, name, "truncated", (double)gst.truncated));
         CLLM_TRY(cllm_eval_report_add_value(rep, name, "seconds", gst.seconds));
-        CLLM_TRY(cllm_eval_report_add_value(rep, name, "tokens_per_s",
-                                            gst.seconds > 0 ? (double)gst.tokens / gst.seconds
-                                                            : NAN));
+        CLLM_TRY(cllm_eval_report_add_value(
+            rep, name, "tokens_per_s", gst.seconds > 0 ? (double)gst.tokens / gst.seconds : NAN));
     }
 
     if (samples) {
@@ -620,8 +631,10 @@ done:
     cllm_tokens_free(&ids);
     free(text_buf);
     shard_stream_free(&shards);
-    for (int k = 0; k < n_sets; k++) cllm_mc_set_free(&sets[k]);
-    for (int k = 0; k < n_gsets; k++) cllm_gen_set_free(&gsets[k]);
+    for (int k = 0; k < n_sets; k++)
+        cllm_mc_set_free(&sets[k]);
+    for (int k = 0; k < n_gsets; k++)
+        cllm_gen_set_free(&gsets[k]);
     free(sets);
     free(gsets);
     free(tasks);

@@ -74,17 +74,17 @@ typedef struct {
 } cllm_ppl_opts;
 
 typedef struct {
-    double nats;        /* sum of -ln p(token | its history) over the scored tokens */
-    uint64_t tokens;    /* tokens scored */
-    uint64_t special;   /* ... of them special (end-of-text) tokens */
-    uint64_t bytes;     /* UTF-8 bytes the scored tokens decode to (special tokens: none) */
-    uint64_t windows;   /* windows run */
-    uint64_t positions; /* token positions run through the model (windows x window) */
-    int T, stride;      /* the window and stride used */
-    double seconds;     /* wall time of the forwards and reads */
-    double loss;        /* nats / tokens */
-    double perplexity;  /* exp(loss) */
-    double bits_per_byte; /* nats / ln 2 / bytes (NaN without bytes) */
+    double nats;            /* sum of -ln p(token | its history) over the scored tokens */
+    uint64_t tokens;        /* tokens scored */
+    uint64_t special;       /* ... of them special (end-of-text) tokens */
+    uint64_t bytes;         /* UTF-8 bytes the scored tokens decode to (special tokens: none) */
+    uint64_t windows;       /* windows run */
+    uint64_t positions;     /* token positions run through the model (windows x window) */
+    int T, stride;          /* the window and stride used */
+    double seconds;         /* wall time of the forwards and reads */
+    double loss;            /* nats / tokens */
+    double perplexity;      /* exp(loss) */
+    double bits_per_byte;   /* nats / ln 2 / bytes (NaN without bytes) */
     double byte_perplexity; /* exp(nats / bytes), lm-eval's byte_perplexity */
 } cllm_ppl_result;
 
@@ -116,14 +116,14 @@ cllm_status cllm_mc_scorer_loglik(void *scorer, const cllm_mc_item *item,
                                   cllm_mc_choice_score *scores);
 
 typedef struct {
-    uint64_t items;      /* items scored */
-    uint64_t choices;    /* choices scored */
-    uint64_t tokens;     /* continuation tokens scored */
-    uint64_t positions;  /* token positions run through the model (contexts once per group,
-                            padded continuation rows) */
-    uint64_t forwards;   /* cached forward calls */
-    uint64_t truncated;  /* choices whose window cut the context on the left */
-    double seconds;      /* wall time inside cllm_mc_scorer_loglik */
+    uint64_t items;     /* items scored */
+    uint64_t choices;   /* choices scored */
+    uint64_t tokens;    /* continuation tokens scored */
+    uint64_t positions; /* token positions run through the model (contexts once per group,
+                           padded continuation rows) */
+    uint64_t forwards;  /* cached forward calls */
+    uint64_t truncated; /* choices whose window cut the context on the left */
+    double seconds;     /* wall time inside cllm_mc_scorer_loglik */
 } cllm_mc_scorer_stats;
 
 /* What the scorer has done since init (or the last reset). */
