@@ -203,7 +203,7 @@ static cllm_status write_text(const char *dir, const char *name, const char *tex
 }
 
 /* The files of a checkpoint into `dir` (which exists): model, config, tokenizer, and with
- * `training` the optimizer moments and state. */
+ * `training` the LoRA adapters, the optimizer moments and state. */
 static cllm_status write_files(const char *dir, const cllm_checkpoint *ck, const char *config,
                                cllm_st_dtype dtype, bool training) {
     static const cllm_st_meta model_meta[] = {{"format", "pt"}, {"producer", "cllm"}};
@@ -224,6 +224,11 @@ static cllm_status write_files(const char *dir, const cllm_checkpoint *ck, const
                                CLLM_ST_F32, opt_meta, 2)
                : CLLM_ERR_NOMEM;
         free(p);
+    }
+    if (st == CLLM_OK && training && ck->lora.rank > 0) {
+        st = cllm_lora_save(dir, &ck->cfg, &ck->lora, ck->lora_params, ck->lora_base);
+        if (st == CLLM_OK && ck->lora_m)
+            st = cllm_lora_save_optimizer(dir, &ck->cfg, &ck->lora, ck->lora_m, ck->lora_v);
     }
     if (st == CLLM_OK && training && ck->state_json) st = write_text(dir, "state.json", ck->state_json);
     if (st == CLLM_OK) st = cllm_fsync_dir(dir);
@@ -262,6 +267,13 @@ static cllm_status check_for_save(const cllm_checkpoint *ck, char **config) {
         return cllm_fail(CLLM_ERR_USAGE, "checkpoint has only one of the AdamW moments m, v");
     cllm_status st = cllm_gpt_config_validate(&ck->cfg, "checkpoint config");
     if (st != CLLM_OK) return st;
+    if (ck->lora.rank != 0) {
+        st = cllm_lora_config_check(&ck->cfg, &ck->lora);
+        if (st != CLLM_OK) return st;
+        if (!ck->lora_params || (ck->lora_m == NULL) != (ck->lora_v == NULL))
+            return cllm_fail(CLLM_ERR_USAGE, "checkpoint has LoRA rank %d but %s", ck->lora.rank,
+                             !ck->lora_params ? "no adapters" : "only one of their moments m, v");
+    }
     if (ck->state_json && !is_json_object(ck->state_json))
         return cllm_fail(CLLM_ERR_USAGE, "state_json is not a JSON object");
     if (ck->config_json) {
@@ -801,6 +813,13 @@ static cllm_status load_dir(const char *dir, const char *file, bool want_opt, cl
     }
     op = cllm_path_join(dir, "optimizer.safetensors");
     if (want_opt && op && cllm_is_file(op)) CLLM_TRY(load_optimizer(op, ck, lay.total));
+    if (cllm_lora_present(dir)) {
+        CLLM_TRY(cllm_lora_load(dir, &ck->cfg, &ck->lora, &ck->lora_params, &ck->lora_base));
+        free(op);
+        op = cllm_path_join(dir, CLLM_LORA_OPTIMIZER_FILE);
+        if (want_opt && op && cllm_is_file(op))
+            CLLM_TRY(cllm_lora_load_optimizer(dir, &ck->cfg, &ck->lora, &ck->lora_m, &ck->lora_v));
+    }
 fail:
     sources_free(&s);
     free(cp);
@@ -856,5 +875,9 @@ void cllm_checkpoint_clear(cllm_checkpoint *ck) {
     free(ck->config_json);
     free(ck->state_json);
     free(ck->tokenizer_json);
+    free(ck->lora_params);
+    free(ck->lora_m);
+    free(ck->lora_v);
+    free(ck->lora_base);
     memset(ck, 0, sizeof *ck);
 }

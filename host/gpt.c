@@ -8,9 +8,15 @@
  * Four arenas, one device buffer each: params, grads, AdamW m and v (same layout), and the
  * activations. With training, every layer keeps what its backward needs (llm.c's set); without
  * it, one layer's worth is reused by every layer.
+ *
+ * LoRA (opts.lora.rank > 0) adds the adapter arena (cllm/lora.h layout) and, with training,
+ * its gradients and moments, and then allocates no gradients or moments for the base: every
+ * G() view is empty and the ops skip what would write there. The adapters' helpers are in
+ * their own section below the forward; the passes call them after each targeted projection.
  */
 #include "cllm/gpt.h"
 
+#include "cllm/lora.h"
 #include "ops/ops.h"
 
 #include <math.h>
@@ -48,9 +54,11 @@ typedef struct {
     size_t dy;     /* (B, NH, T, hs) */
     size_t colsum; /* (CLLM_OPS_COLSUM_CHUNKS, 4C) */
     size_t norm;   /* (CLLM_OPS_NORM_SCRATCH) */
+    /* LoRA: u = x A^T of every targeted projection, L (n targets, B*T, r); du (B*T, r) */
+    size_t lora_u, lora_du;
     size_t total;
     /* strides of the per-layer tensors (0 without training: shared by all layers) */
-    size_t s_bt, s_btc, s_bt4c, s_qkvr, s_att, s_kv;
+    size_t s_bt, s_btc, s_bt4c, s_qkvr, s_att, s_kv, s_lu;
 } act_layout;
 
 struct cllm_gpt {
@@ -60,7 +68,11 @@ struct cllm_gpt {
     cllm_gpt_layout lay;
     act_layout act;
     int Vp;
-    cl_mem params, grads, mom, var, acts;
+    cl_mem params, grads, mom, var, acts; /* grads, mom, var: NULL under LoRA (frozen base) */
+    cllm_lora_config lora;                /* rank 0: no adapters (or merged) */
+    size_t lora_n;                        /* adapter floats */
+    cl_mem lparams, lgrads, lmom, lvar;   /* the adapter arena, and with training its gradients
+                                             and AdamW moments */
     /* the last forward */
     int B, T;
     int n_valid;            /* targets not ignored */
@@ -134,6 +146,13 @@ static void act_layout_compute(const cllm_gpt_config *cfg, const cllm_gpt_opts *
         TAKE(colsum, CLLM_OPS_COLSUM_CHUNKS * 4 * C);
         TAKE(norm, CLLM_OPS_NORM_SCRATCH);
     }
+    if (o->lora.rank > 0) {
+        size_t nt = 0;
+        for (int t = 0; t < CLLM_LORA_TARGETS; t++) nt += (o->lora.targets & CLLM_LORA_BIT(t)) != 0;
+        a->s_lu = o->training ? nt * BT * (size_t)o->lora.rank : 0;
+        TAKE(lora_u, L * nt * BT * (size_t)o->lora.rank);
+        if (o->training) TAKE(lora_du, BT * (size_t)o->lora.rank);
+    }
 #undef TAKE
     a->total = off;
     if (o->training) {
@@ -150,7 +169,11 @@ size_t cllm_gpt_memory_required(const cllm_gpt_config *cfg, const cllm_gpt_opts 
     act_layout a;
     cllm_gpt_layout_compute(cfg, &lay);
     act_layout_compute(cfg, opts, &a);
-    return (lay.total * (opts->training ? 4 : 1) + a.total) * sizeof(float);
+    /* training: parameters, gradients, m and v of what is trained (the adapters under LoRA) */
+    const bool lora = opts->lora.rank > 0;
+    const size_t nl = cllm_lora_numel(cfg, &opts->lora), copies = opts->training ? 4 : 1;
+    return (lay.total * (opts->training && !lora ? 4 : 1) + (lora ? nl * copies : 0) + a.total) *
+           sizeof(float);
 }
 
 static double mib(size_t bytes) {
@@ -166,10 +189,17 @@ static cllm_status check_fits(const cllm_runtime *rt, const cllm_gpt_config *cfg
     cllm_gpt_layout_compute(cfg, &lay);
     act_layout_compute(cfg, o, &a);
     size_t pbytes = lay.total * sizeof(float), abytes = a.total * sizeof(float);
+    size_t lbytes = cllm_lora_numel(cfg, &o->lora) * sizeof(float);
     size_t total = cllm_gpt_memory_required(cfg, o);
     const char *what = NULL;
     size_t need = 0, limit = 0;
-    if (pbytes > dev->max_alloc || lay.total > CLLM_OPS_MAX_ELEMS) {
+    if (pbytes > dev->max_alloc || lay.total > CLLM_OPS_MAX_ELEMS || lbytes > dev->max_alloc ||
+        lbytes / sizeof(float) > CLLM_OPS_MAX_ELEMS) {
+        if (pbytes <= dev->max_alloc && lay.total <= CLLM_OPS_MAX_ELEMS)
+            return cllm_fail(CLLM_ERR_TOO_LARGE,
+                             "LoRA rank %d: the adapters need a %.1f MiB buffer, more than the "
+                             "largest allocation of %.1f MiB on %s: use a smaller rank",
+                             o->lora.rank, mib(lbytes), mib(dev->max_alloc), dev->name);
         return cllm_fail(CLLM_ERR_TOO_LARGE,
                          "the model's %zu parameters need a %.1f MiB buffer, more than the "
                          "largest allocation of %.1f MiB on %s: use a smaller model",
@@ -182,7 +212,10 @@ static cllm_status check_fits(const cllm_runtime *rt, const cllm_gpt_config *cfg
                     ? dev->max_alloc
                     : (uint64_t)CLLM_OPS_MAX_ELEMS * 4;
     } else if (total > dev->global_mem) {
-        what = "parameters, gradients, optimizer state and activations need";
+        what = o->lora.rank > 0 && o->training
+                   ? "parameters, adapters with their gradients and optimizer state, and "
+                     "activations need"
+                   : "parameters, gradients, optimizer state and activations need";
         need = total;
         limit = dev->global_mem;
     }
@@ -225,6 +258,10 @@ cllm_status cllm_gpt_init(cllm_gpt **out, cllm_runtime *rt, const cllm_gpt_confi
         return cllm_fail(CLLM_ERR_USAGE,
                          "sequence length %d: must be between 1 and the model's n_positions (%d)",
                          opts->max_seq, cfg->n_positions);
+    if (opts->lora.rank != 0) {
+        st = cllm_lora_config_check(cfg, &opts->lora);
+        if (st != CLLM_OK) return st;
+    }
     st = check_fits(rt, cfg, opts);
     if (st != CLLM_OK) return st;
     cllm_gpt *m = calloc(1, sizeof *m);
@@ -243,7 +280,16 @@ cllm_status cllm_gpt_init(cllm_gpt **out, cllm_runtime *rt, const cllm_gpt_confi
     }
     CLLM_TRY(cllm_rt_alloc(rt, pbytes, &m->params));
     CLLM_TRY(cllm_rt_fill_zero(rt, m->params, 0, pbytes));
-    if (opts->training) {
+    if (opts->lora.rank > 0) {
+        m->lora = opts->lora;
+        m->lora_n = cllm_lora_numel(cfg, &opts->lora);
+        const size_t lb = m->lora_n * sizeof(float);
+        cl_mem *bufs[] = {&m->lparams, &m->lgrads, &m->lmom, &m->lvar};
+        for (int i = 0; i < (opts->training ? 4 : 1); i++) {
+            CLLM_TRY(cllm_rt_alloc(rt, lb, bufs[i]));
+            CLLM_TRY(cllm_rt_fill_zero(rt, *bufs[i], 0, lb));
+        }
+    } else if (opts->training) {
         CLLM_TRY(cllm_rt_alloc(rt, pbytes, &m->grads));
         CLLM_TRY(cllm_rt_alloc(rt, pbytes, &m->mom));
         CLLM_TRY(cllm_rt_alloc(rt, pbytes, &m->var));
@@ -264,7 +310,8 @@ void cllm_gpt_free(cllm_gpt *m) {
     if (!m) return;
     if (m->rt) clFinish(m->rt->queue);
     if (m->upload_done) clReleaseEvent(m->upload_done);
-    cl_mem bufs[] = {m->params, m->grads, m->mom, m->var, m->acts};
+    cl_mem bufs[] = {m->params, m->grads, m->mom,  m->var,  m->acts,
+                     m->lparams, m->lgrads, m->lmom, m->lvar};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (bufs[i]) clReleaseMemObject(bufs[i]);
     free(m->staging);
@@ -349,21 +396,36 @@ cllm_status cllm_gpt_get_params(cllm_gpt *m, float *params) {
 }
 
 static cllm_status need_training(const cllm_gpt *m, const char *what) {
-    if (m->opts.training) return CLLM_OK;
+    if (m->opts.training && (m->grads || m->lgrads)) return CLLM_OK;
+    if (m->opts.training)
+        return cllm_fail(CLLM_ERR_STATE,
+                         "%s: the model's LoRA adapters were merged into its weights, which are "
+                         "frozen: nothing is left to train",
+                         what);
     return cllm_fail(CLLM_ERR_STATE,
                      "%s: the model was created without training (no gradients "
                      "or optimizer state)",
                      what);
 }
 
+/* Calls on the base's gradients or moments, which a LoRA model does not have. */
+static cllm_status need_base_training(const cllm_gpt *m, const char *what) {
+    cllm_status st = need_training(m, what);
+    if (st != CLLM_OK || m->grads) return st;
+    return cllm_fail(CLLM_ERR_STATE,
+                     "%s: the base weights are frozen under LoRA (rank %d) and have no gradients "
+                     "or optimizer state; use the cllm_gpt_lora_* calls for the adapters",
+                     what, m->lora.rank);
+}
+
 cllm_status cllm_gpt_get_grads(cllm_gpt *m, float *grads) {
-    cllm_status st = need_training(m, "reading gradients");
+    cllm_status st = need_base_training(m, "reading gradients");
     if (st != CLLM_OK) return st;
     return cllm_rt_read(m->rt, m->grads, 0, grads, m->lay.total * sizeof(float));
 }
 
 cllm_status cllm_gpt_set_adam(cllm_gpt *m, const float *mom, const float *var) {
-    cllm_status st = need_training(m, "setting the optimizer state");
+    cllm_status st = need_base_training(m, "setting the optimizer state");
     if (st != CLLM_OK) return st;
     st = cllm_rt_write(m->rt, m->mom, 0, mom, m->lay.total * sizeof(float));
     if (st != CLLM_OK) return st;
@@ -371,7 +433,7 @@ cllm_status cllm_gpt_set_adam(cllm_gpt *m, const float *mom, const float *var) {
 }
 
 cllm_status cllm_gpt_get_adam(cllm_gpt *m, float *mom, float *var) {
-    cllm_status st = need_training(m, "reading the optimizer state");
+    cllm_status st = need_base_training(m, "reading the optimizer state");
     if (st != CLLM_OK) return st;
     st = cllm_rt_read(m->rt, m->mom, 0, mom, m->lay.total * sizeof(float));
     if (st != CLLM_OK) return st;
@@ -383,11 +445,56 @@ cllm_status cllm_gpt_get_adam(cllm_gpt *m, float *mom, float *var) {
 static cllm_view P(const cllm_gpt *m, int which, size_t elems) {
     return (cllm_view){m->params, m->lay.offset[which] + elems};
 }
+/* Empty (NULL) under LoRA: the ops then compute no gradient for the frozen tensor. */
 static cllm_view G(const cllm_gpt *m, int which, size_t elems) {
+    if (!m->grads) return (cllm_view){NULL, 0};
     return (cllm_view){m->grads, m->lay.offset[which] + elems};
 }
 static cllm_view A(const cllm_gpt *m, size_t off) {
     return (cllm_view){m->acts, off};
+}
+
+/* ---------------------------------------------------------------- LoRA on the projections */
+
+static bool has_lora(const cllm_gpt *m, int target) {
+    return m->lora.rank > 0 && (m->lora.targets & CLLM_LORA_BIT(target));
+}
+
+/* Layer l's u = x A^T for `target`: (B*T, r) in its slot of the activation arena. */
+static cllm_view lora_u(const cllm_gpt *m, int l, int target) {
+    size_t slot = 0;
+    for (int t = 0; t < target; t++) slot += (m->lora.targets & CLLM_LORA_BIT(t)) != 0;
+    const size_t BT = (size_t)m->opts.max_batch * m->opts.max_seq;
+    return A(m, m->act.lora_u + l * m->act.s_lu + slot * BT * (size_t)m->lora.rank);
+}
+
+/* out (N, out) += scale * (inp A^T) B^T after layer l's projection `target`, if it has one. */
+static cllm_status lora_forward(cllm_gpt *m, int l, int target, cllm_view out, cllm_view inp,
+                                int N) {
+    if (!has_lora(m, target)) return CLLM_OK;
+    int in, oc;
+    size_t ao, bo;
+    cllm_lora_dims(&m->cfg, target, &in, &oc);
+    cllm_lora_offsets(&m->cfg, &m->lora, l, target, &ao, &bo);
+    return cllm_op_lora_forward(m->rt, out, lora_u(m, l, target), inp, (cllm_view){m->lparams, ao},
+                                (cllm_view){m->lparams, bo}, N, in, oc, m->lora.rank,
+                                cllm_lora_scale(&m->lora));
+}
+
+/* The adapter's gradients from dout (N, out), and its share of dinp (N, in) added (dinp.mem
+ * NULL: not wanted). */
+static cllm_status lora_backward(cllm_gpt *m, int l, int target, cllm_view dinp, cllm_view dout,
+                                 cllm_view inp, int N) {
+    if (!has_lora(m, target)) return CLLM_OK;
+    int in, oc;
+    size_t ao, bo;
+    cllm_lora_dims(&m->cfg, target, &in, &oc);
+    cllm_lora_offsets(&m->cfg, &m->lora, l, target, &ao, &bo);
+    return cllm_op_lora_backward(m->rt, dinp, (cllm_view){m->lgrads, ao},
+                                 (cllm_view){m->lgrads, bo}, A(m, m->act.lora_du), dout, inp,
+                                 lora_u(m, l, target), (cllm_view){m->lparams, ao},
+                                 (cllm_view){m->lparams, bo}, N, in, oc, m->lora.rank,
+                                 cllm_lora_scale(&m->lora));
 }
 
 /* Layer l's attention tensors for a forward over B x T without a cache: q, k, v in its qkvr
@@ -478,18 +585,22 @@ static cllm_status forward_body(cllm_gpt *m, int B, int n, int pos, bool cached,
                                            c->layer_norm_epsilon));
         CLLM_TRY(cllm_op_linear_forward(rt, A(m, a->qkv), none, ln1, P(m, CLLM_P_QKVW, l3 * C),
                                         P(m, CLLM_P_QKVB, l3), N, C, 3 * C));
+        CLLM_TRY(lora_forward(m, l, CLLM_LORA_QKV, A(m, a->qkv), ln1, N));
         CLLM_TRY(cllm_op_attention_forward(rt, atty, at, A(m, a->qkv), B, n, C, NH));
         CLLM_TRY(cllm_op_linear_forward(rt, res2, residual, atty, P(m, CLLM_P_ATTPROJW, lc * C),
                                         P(m, CLLM_P_ATTPROJB, lc), N, C, C));
+        CLLM_TRY(lora_forward(m, l, CLLM_LORA_ATTPROJ, res2, atty, N));
         CLLM_TRY(cllm_op_layernorm_forward(rt, ln2, ln2_mean, ln2_rstd, res2, P(m, CLLM_P_LN2W, lc),
                                            P(m, CLLM_P_LN2B, lc), N, C, c->layer_norm_epsilon));
         CLLM_TRY(cllm_op_linear_forward(rt, fch, none, ln2, P(m, CLLM_P_FCW, l4 * C),
                                         P(m, CLLM_P_FCB, l4), N, C, 4 * C));
+        CLLM_TRY(lora_forward(m, l, CLLM_LORA_FC, fch, ln2, N));
         CLLM_TRY(cllm_op_gelu_forward(rt, fch_gelu, fch, (size_t)N * 4 * C));
         /* Without training res3 is a single buffer that also holds this layer's input: the
          * residual is read into res2 above, so overwriting it here is safe. */
         CLLM_TRY(cllm_op_linear_forward(rt, res3, res2, fch_gelu, P(m, CLLM_P_FCPROJW, l4 * C),
                                         P(m, CLLM_P_FCPROJB, lc), N, 4 * C, C));
+        CLLM_TRY(lora_forward(m, l, CLLM_LORA_FCPROJ, res3, fch_gelu, N));
     }
     cllm_view last = A(m, a->res3 + (size_t)(L - 1) * a->s_btc);
     CLLM_TRY(cllm_op_layernorm_forward(rt, A(m, a->lnf), A(m, a->lnf_mean), A(m, a->lnf_rstd), last,
@@ -645,6 +756,7 @@ cllm_status cllm_gpt_get_logits(cllm_gpt *m, int b, int t, float *logits) {
 cllm_status cllm_gpt_zero_grad(cllm_gpt *m) {
     cllm_status st = need_training(m, "zeroing gradients");
     if (st != CLLM_OK) return st;
+    if (!m->grads) return cllm_rt_fill_zero(m->rt, m->lgrads, 0, m->lora_n * sizeof(float));
     return cllm_rt_fill_zero(m->rt, m->grads, 0, m->lay.total * sizeof(float));
 }
 
@@ -664,6 +776,10 @@ cllm_status cllm_gpt_backward(cllm_gpt *m, float scale) {
     const cllm_view dres = A(m, a->dres), dc = A(m, a->dc), d4c = A(m, a->d4c),
                     dqkv = A(m, a->dqkv), colsum = A(m, a->colsum), none = {NULL, 0};
     const float dloss = m->n_valid ? scale / (float)m->n_valid : 0.0f;
+    /* Under LoRA the base is frozen (G() views are empty): gradients still flow through every
+     * weight to the inputs, except below layer 0's qkv projection, where only the embeddings
+     * and LayerNorm 1 of layer 0 would receive them. */
+    const bool frozen = m->grads == NULL;
 
     m->logits_valid = false;
     CLLM_TRY(cllm_op_crossentropy_backward(rt, A(m, a->logits), A(m, a->lse), A(m, a->targets), N,
@@ -690,10 +806,12 @@ cllm_status cllm_gpt_backward(cllm_gpt *m, float scale) {
         CLLM_TRY(cllm_op_linear_backward(rt, d4c, G(m, CLLM_P_FCPROJW, l4 * C),
                                          G(m, CLLM_P_FCPROJB, lc), colsum, dres, fch_gelu,
                                          P(m, CLLM_P_FCPROJW, l4 * C), N, 4 * C, C, false));
+        CLLM_TRY(lora_backward(m, l, CLLM_LORA_FCPROJ, d4c, dres, fch_gelu, N));
         CLLM_TRY(cllm_op_gelu_backward(rt, d4c, fch, d4c, (size_t)N * 4 * C));
         CLLM_TRY(cllm_op_linear_backward(rt, dc, G(m, CLLM_P_FCW, l4 * C), G(m, CLLM_P_FCB, l4),
                                          colsum, d4c, ln2, P(m, CLLM_P_FCW, l4 * C), N, C, 4 * C,
                                          false));
+        CLLM_TRY(lora_backward(m, l, CLLM_LORA_FC, dc, d4c, ln2, N));
         CLLM_TRY(cllm_op_layernorm_backward(rt, dres, G(m, CLLM_P_LN2W, lc), G(m, CLLM_P_LN2B, lc),
                                             colsum, dc, res2, ln2_mean, ln2_rstd,
                                             P(m, CLLM_P_LN2W, lc), N, C, true));
@@ -701,16 +819,22 @@ cllm_status cllm_gpt_backward(cllm_gpt *m, float scale) {
         CLLM_TRY(cllm_op_linear_backward(rt, dc, G(m, CLLM_P_ATTPROJW, lc * C),
                                          G(m, CLLM_P_ATTPROJB, lc), colsum, dres, atty,
                                          P(m, CLLM_P_ATTPROJW, lc * C), N, C, C, false));
+        CLLM_TRY(lora_backward(m, l, CLLM_LORA_ATTPROJ, dc, dres, atty, N));
         CLLM_TRY(cllm_op_attention_backward(rt, dqkv, ag, dc, at, B, T, C, NH));
-        CLLM_TRY(cllm_op_linear_backward(rt, dc, G(m, CLLM_P_QKVW, l3 * C), G(m, CLLM_P_QKVB, l3),
-                                         colsum, dqkv, ln1, P(m, CLLM_P_QKVW, l3 * C), N, C, 3 * C,
-                                         false));
-        CLLM_TRY(cllm_op_layernorm_backward(rt, dres, G(m, CLLM_P_LN1W, lc), G(m, CLLM_P_LN1B, lc),
-                                            colsum, dc, residual, ln1_mean, ln1_rstd,
-                                            P(m, CLLM_P_LN1W, lc), N, C, true));
+        const bool stop = frozen && l == 0; /* nothing below needs d(ln1) */
+        CLLM_TRY(cllm_op_linear_backward(rt, stop ? none : dc, G(m, CLLM_P_QKVW, l3 * C),
+                                         G(m, CLLM_P_QKVB, l3), colsum, dqkv, ln1,
+                                         P(m, CLLM_P_QKVW, l3 * C), N, C, 3 * C, false));
+        CLLM_TRY(lora_backward(m, l, CLLM_LORA_QKV, stop ? none : dc, dqkv, ln1, N));
+        if (!stop)
+            CLLM_TRY(cllm_op_layernorm_backward(rt, dres, G(m, CLLM_P_LN1W, lc),
+                                                G(m, CLLM_P_LN1B, lc), colsum, dc, residual,
+                                                ln1_mean, ln1_rstd, P(m, CLLM_P_LN1W, lc), N, C,
+                                                true));
     }
-    CLLM_TRY(cllm_op_encoder_backward(rt, G(m, CLLM_P_WTE, 0), G(m, CLLM_P_WPE, 0), dres,
-                                      A(m, a->tokens), B, T, C));
+    if (!frozen)
+        CLLM_TRY(cllm_op_encoder_backward(rt, G(m, CLLM_P_WTE, 0), G(m, CLLM_P_WPE, 0), dres,
+                                          A(m, a->tokens), B, T, C));
     return CLLM_OK;
 fail:
     return st;
@@ -725,7 +849,11 @@ cllm_status cllm_gpt_clip_grad_norm(cllm_gpt *m, float max_norm, float *norm) {
         return cllm_fail(CLLM_ERR_USAGE, "gradient clipping: max norm %g must be finite and >= 0",
                          max_norm);
     cllm_view scratch = A(m, m->act.norm);
-    st = cllm_op_clip_norm(m->rt, (cllm_view){m->grads, 0}, m->lay.total, scratch, max_norm);
+    /* the norm of what is trained: all gradients, or the adapters' alone under LoRA */
+    st = m->grads ? cllm_op_clip_norm(m->rt, (cllm_view){m->grads, 0}, m->lay.total, scratch,
+                                      max_norm)
+                  : cllm_op_clip_norm(m->rt, (cllm_view){m->lgrads, 0}, m->lora_n, scratch,
+                                      max_norm);
     if (st != CLLM_OK || !norm) return st;
     return cllm_rt_read(m->rt, m->acts, (m->act.norm + CLLM_OPS_NORM_GROUPS) * sizeof(float), norm,
                         sizeof(float));
@@ -747,6 +875,13 @@ cllm_status cllm_gpt_adamw_step(cllm_gpt *m, const cllm_adamw_params *hp, int st
                          .eps = hp->eps,
                          .weight_decay = hp->weight_decay,
                          .step = step};
+    if (!m->grads) { /* LoRA: every adapter matrix decays */
+        s.decay_lo[0] = 0;
+        s.decay_hi[0] = m->lora_n;
+        s.n_decay = 1;
+        return cllm_op_adamw(m->rt, (cllm_view){m->lparams, 0}, (cllm_view){m->lgrads, 0},
+                             (cllm_view){m->lmom, 0}, (cllm_view){m->lvar, 0}, m->lora_n, &s);
+    }
     /* Decayed tensors as ranges of the layout, merging neighbours (wte and wpe are one). */
     for (int i = 0; i < CLLM_P_COUNT; i++) {
         if (!cllm_gpt_param_decays(i)) continue;
@@ -761,4 +896,96 @@ cllm_status cllm_gpt_adamw_step(cllm_gpt *m, const cllm_adamw_params *hp, int st
     }
     return cllm_op_adamw(m->rt, (cllm_view){m->params, 0}, (cllm_view){m->grads, 0},
                          (cllm_view){m->mom, 0}, (cllm_view){m->var, 0}, m->lay.total, &s);
+}
+
+/* ---------------------------------------------------------------- LoRA: state and merge */
+
+const cllm_lora_config *cllm_gpt_get_lora(const cllm_gpt *m) {
+    return &m->lora;
+}
+
+static cllm_status need_lora(const cllm_gpt *m, const char *what, bool training) {
+    if (m->lora.rank == 0)
+        return cllm_fail(CLLM_ERR_STATE,
+                         "%s: the model has no LoRA adapters (created with opts.lora.rank 0, or "
+                         "they were merged)",
+                         what);
+    if (training && !m->lgrads)
+        return cllm_fail(CLLM_ERR_STATE,
+                         "%s: the model was created without training (no adapter gradients or "
+                         "optimizer state)",
+                         what);
+    return CLLM_OK;
+}
+
+cllm_status cllm_gpt_lora_init_weights(cllm_gpt *m, uint64_t seed) {
+    cllm_status st = need_lora(m, "initialising the LoRA adapters", false);
+    if (st != CLLM_OK) return st;
+    float *a = malloc(m->lora_n * sizeof *a);
+    if (!a) return cllm_fail(CLLM_ERR_NOMEM, "out of memory (%zu adapter values)", m->lora_n);
+    cllm_lora_init_host(&m->cfg, &m->lora, seed, a);
+    st = cllm_gpt_lora_set_params(m, a);
+    free(a);
+    return st;
+}
+
+cllm_status cllm_gpt_lora_set_params(cllm_gpt *m, const float *adapters) {
+    cllm_status st = need_lora(m, "setting the LoRA adapters", false);
+    if (st != CLLM_OK) return st;
+    return cllm_rt_write(m->rt, m->lparams, 0, adapters, m->lora_n * sizeof(float));
+}
+
+cllm_status cllm_gpt_lora_get_params(cllm_gpt *m, float *adapters) {
+    cllm_status st = need_lora(m, "reading the LoRA adapters", false);
+    if (st != CLLM_OK) return st;
+    return cllm_rt_read(m->rt, m->lparams, 0, adapters, m->lora_n * sizeof(float));
+}
+
+cllm_status cllm_gpt_lora_get_grads(cllm_gpt *m, float *grads) {
+    cllm_status st = need_lora(m, "reading the LoRA gradients", true);
+    if (st != CLLM_OK) return st;
+    return cllm_rt_read(m->rt, m->lgrads, 0, grads, m->lora_n * sizeof(float));
+}
+
+cllm_status cllm_gpt_lora_set_adam(cllm_gpt *m, const float *mom, const float *var) {
+    cllm_status st = need_lora(m, "setting the LoRA optimizer state", true);
+    if (st == CLLM_OK) st = cllm_rt_write(m->rt, m->lmom, 0, mom, m->lora_n * sizeof(float));
+    if (st == CLLM_OK) st = cllm_rt_write(m->rt, m->lvar, 0, var, m->lora_n * sizeof(float));
+    return st;
+}
+
+cllm_status cllm_gpt_lora_get_adam(cllm_gpt *m, float *mom, float *var) {
+    cllm_status st = need_lora(m, "reading the LoRA optimizer state", true);
+    if (st == CLLM_OK) st = cllm_rt_read(m->rt, m->lmom, 0, mom, m->lora_n * sizeof(float));
+    if (st == CLLM_OK) st = cllm_rt_read(m->rt, m->lvar, 0, var, m->lora_n * sizeof(float));
+    return st;
+}
+
+cllm_status cllm_gpt_lora_merge(cllm_gpt *m) {
+    cllm_status st = need_lora(m, "merging the LoRA adapters", false);
+    if (st != CLLM_OK) return st;
+    static const int weight[CLLM_LORA_TARGETS] = {CLLM_P_QKVW, CLLM_P_ATTPROJW, CLLM_P_FCW,
+                                                  CLLM_P_FCPROJW};
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (int t = 0; t < CLLM_LORA_TARGETS; t++) {
+            if (!has_lora(m, t)) continue;
+            int in, oc;
+            size_t ao, bo;
+            cllm_lora_dims(&m->cfg, t, &in, &oc);
+            cllm_lora_offsets(&m->cfg, &m->lora, l, t, &ao, &bo);
+            CLLM_TRY(cllm_op_lora_merge(m->rt, P(m, weight[t], (size_t)l * in * oc),
+                                        (cllm_view){m->lparams, ao}, (cllm_view){m->lparams, bo},
+                                        in, oc, m->lora.rank, cllm_lora_scale(&m->lora)));
+        }
+    /* The merged weights are all there is now: release the adapters (after the GEMMs). */
+    CLLM_CL_TRY(clFinish(m->rt->queue));
+    cl_mem *bufs[] = {&m->lparams, &m->lgrads, &m->lmom, &m->lvar};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
+        if (*bufs[i]) clReleaseMemObject(*bufs[i]);
+        *bufs[i] = NULL;
+    }
+    memset(&m->lora, 0, sizeof m->lora);
+    m->lora_n = 0;
+fail:
+    return st;
 }

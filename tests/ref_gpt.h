@@ -1,11 +1,14 @@
 /* tests/ref_gpt.h — a compact llm.c-style GPT-2 forward and backward on the CPU in double
  * precision, composed of the references in ref_ops.h, over cllm's parameter layout (cllm/gpt.h).
- * The independent reference of the device model for tests/test_gpt.c.
+ * The independent reference of the device model for tests/test_gpt.c; with ref_gpt_set_lora,
+ * also of LoRA adapters (PEFT's formula y = x W^T + b + scale * (x A^T) B^T on the targeted
+ * projections, cllm/lora.h's adapter layout) for tests/test_lora.c.
  */
 #ifndef CLLM_TEST_REF_GPT_H
 #define CLLM_TEST_REF_GPT_H
 
 #include "cllm/gpt.h"
+#include "cllm/lora.h"
 #include "ref_ops.h"
 
 typedef struct {
@@ -21,7 +24,81 @@ typedef struct {
     double *lnf, *lnf_mean, *lnf_rstd; /* (BT, C), (BT), (BT) */
     double *logits, *losses;           /* (BT, Vp), (BT) */
     double loss;
+    /* LoRA (ref_gpt_set_lora; rank 0: none): adapters in cllm/lora.h's layout, and where the
+     * backward accumulates their gradients */
+    cllm_lora_config lora;
+    const double *ad;
+    double *gad;
 } ref_gpt;
+
+static inline void ref_gpt_set_lora(ref_gpt *r, const cllm_lora_config *lc, const double *ad,
+                                    double *gad) {
+    r->lora = *lc;
+    r->ad = ad;
+    r->gad = gad;
+}
+
+/* u (N, rank) = inp (N, in) @ A^T for layer l's `target`; returns NULL when it has no adapter,
+ * else u (malloc'd) and A, B, in, out, scale. */
+static inline double *ref_lora_u(const ref_gpt *r, int l, int target, const double *inp, int N,
+                                 size_t *ao, size_t *bo, int *in, int *out) {
+    if (r->lora.rank <= 0 || !(r->lora.targets & CLLM_LORA_BIT(target))) return NULL;
+    cllm_lora_dims(&r->cfg, target, in, out);
+    cllm_lora_offsets(&r->cfg, &r->lora, l, target, ao, bo);
+    const int R = r->lora.rank;
+    double *u = ref_alloc((size_t)N * R);
+    ref_linear_forward(u, inp, r->ad + *ao, NULL, N, *in, R);
+    return u;
+}
+
+static inline double ref_lora_scale(const ref_gpt *r) {
+    return (double)r->lora.alpha / r->lora.rank;
+}
+
+/* out (N, out) += scale * u @ B^T */
+static inline void ref_lora_forward(const ref_gpt *r, int l, int target, double *out,
+                                    const double *inp, int N) {
+    size_t ao, bo;
+    int in, oc, R = r->lora.rank;
+    double *u = ref_lora_u(r, l, target, inp, N, &ao, &bo, &in, &oc);
+    if (!u) return;
+    const double *Bm = r->ad + bo, s = ref_lora_scale(r);
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < oc; o++) {
+            double acc = 0;
+            for (int k = 0; k < R; k++)
+                acc += u[(size_t)i * R + k] * Bm[(size_t)o * R + k];
+            out[(size_t)i * oc + o] += s * acc;
+        }
+    free(u);
+}
+
+/* From dout (N, out): dB += s dout^T u, du = s dout B, dA += du^T inp, dinp += du A. */
+static inline void ref_lora_backward(const ref_gpt *r, int l, int target, double *dinp,
+                                     const double *dout, const double *inp, int N) {
+    size_t ao, bo;
+    int in, oc, R = r->lora.rank;
+    double *u = ref_lora_u(r, l, target, inp, N, &ao, &bo, &in, &oc);
+    if (!u) return;
+    const double *Am = r->ad + ao, *Bm = r->ad + bo, s = ref_lora_scale(r);
+    double *du = ref_alloc((size_t)N * R), *dA = r->gad + ao, *dB = r->gad + bo;
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < oc; o++) {
+            double g = s * dout[(size_t)i * oc + o];
+            for (int k = 0; k < R; k++) {
+                dB[(size_t)o * R + k] += g * u[(size_t)i * R + k];
+                du[(size_t)i * R + k] += g * Bm[(size_t)o * R + k];
+            }
+        }
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < R; k++)
+            for (int c = 0; c < in; c++) {
+                dA[(size_t)k * in + c] += du[(size_t)i * R + k] * inp[(size_t)i * in + c];
+                if (dinp) dinp[(size_t)i * in + c] += du[(size_t)i * R + k] * Am[(size_t)k * in + c];
+            }
+    free(u);
+    free(du);
+}
 
 static inline void ref_gpt_init(ref_gpt *r, const cllm_gpt_config *cfg, int B, int T) {
     memset(r, 0, sizeof *r);
@@ -82,19 +159,23 @@ static inline double ref_gpt_forward(ref_gpt *r, const double *p, const uint32_t
                               p + o[CLLM_P_LN1W] + lc, p + o[CLLM_P_LN1B] + lc, N, C, eps);
         ref_linear_forward(qkv, ln1, p + o[CLLM_P_QKVW] + lc * 3 * C, p + o[CLLM_P_QKVB] + 3 * lc,
                            N, C, 3 * C);
+        ref_lora_forward(r, l, CLLM_LORA_QKV, qkv, ln1, N);
         ref_attention_forward(atty, att, qkv, B, T, C, NH);
         ref_linear_forward(res2, atty, p + o[CLLM_P_ATTPROJW] + lc * C, p + o[CLLM_P_ATTPROJB] + lc,
                            N, C, C);
+        ref_lora_forward(r, l, CLLM_LORA_ATTPROJ, res2, atty, N);
         for (size_t i = 0; i < BT * C; i++)
             res2[i] += res[i];
         ref_layernorm_forward(ln2, r->ln2_mean + l * BT, r->ln2_rstd + l * BT, res2,
                               p + o[CLLM_P_LN2W] + lc, p + o[CLLM_P_LN2B] + lc, N, C, eps);
         ref_linear_forward(fch, ln2, p + o[CLLM_P_FCW] + lc * 4 * C, p + o[CLLM_P_FCB] + 4 * lc, N,
                            C, 4 * C);
+        ref_lora_forward(r, l, CLLM_LORA_FC, fch, ln2, N);
         for (size_t i = 0; i < BT * 4 * C; i++)
             fcg[i] = ref_gelu(fch[i]);
         ref_linear_forward(res3, fcg, p + o[CLLM_P_FCPROJW] + lc * 4 * C,
                            p + o[CLLM_P_FCPROJB] + lc, N, 4 * C, C);
+        ref_lora_forward(r, l, CLLM_LORA_FCPROJ, res3, fcg, N);
         for (size_t i = 0; i < BT * C; i++)
             res3[i] += res2[i];
     }
@@ -133,23 +214,27 @@ static inline void ref_gpt_backward(ref_gpt *r, double *g, const double *p, cons
         ref_linear_backward(d4c, g + o[CLLM_P_FCPROJW] + lc * 4 * C, g + o[CLLM_P_FCPROJB] + lc,
                             dres, r->fch_gelu + l * BT * 4 * C, p + o[CLLM_P_FCPROJW] + lc * 4 * C,
                             N, 4 * C, C);
+        ref_lora_backward(r, l, CLLM_LORA_FCPROJ, d4c, dres, r->fch_gelu + l * BT * 4 * C, N);
         for (size_t i = 0; i < BT * 4 * C; i++)
             d4c[i] *= ref_gelu_grad(r->fch[l * BT * 4 * C + i]);
         memset(dln, 0, BT * C * sizeof(double));
         ref_linear_backward(dln, g + o[CLLM_P_FCW] + lc * 4 * C, g + o[CLLM_P_FCB] + 4 * lc, d4c,
                             r->ln2 + l * BT * C, p + o[CLLM_P_FCW] + lc * 4 * C, N, C, 4 * C);
+        ref_lora_backward(r, l, CLLM_LORA_FC, dln, d4c, r->ln2 + l * BT * C, N);
         ref_layernorm_backward(dres, g + o[CLLM_P_LN2W] + lc, g + o[CLLM_P_LN2B] + lc, dln,
                                r->res2 + l * BT * C, r->ln2_mean + l * BT, r->ln2_rstd + l * BT,
                                p + o[CLLM_P_LN2W] + lc, N, C);
         memset(dc, 0, BT * C * sizeof(double));
         ref_linear_backward(dc, g + o[CLLM_P_ATTPROJW] + lc * C, g + o[CLLM_P_ATTPROJB] + lc, dres,
                             r->atty + l * BT * C, p + o[CLLM_P_ATTPROJW] + lc * C, N, C, C);
+        ref_lora_backward(r, l, CLLM_LORA_ATTPROJ, dc, dres, r->atty + l * BT * C, N);
         memset(dqkv, 0, BT * 3 * C * sizeof(double));
         ref_attention_backward(dqkv, dc, r->qkv + l * BT * 3 * C,
                                r->att + (size_t)l * B * NH * T * T, B, T, C, NH);
         memset(dln, 0, BT * C * sizeof(double));
         ref_linear_backward(dln, g + o[CLLM_P_QKVW] + lc * 3 * C, g + o[CLLM_P_QKVB] + 3 * lc, dqkv,
                             r->ln1 + l * BT * C, p + o[CLLM_P_QKVW] + lc * 3 * C, N, C, 3 * C);
+        ref_lora_backward(r, l, CLLM_LORA_QKV, dln, dqkv, r->ln1 + l * BT * C, N);
         ref_layernorm_backward(dres, g + o[CLLM_P_LN1W] + lc, g + o[CLLM_P_LN1B] + lc, dln, res,
                                r->ln1_mean + l * BT, r->ln1_rstd + l * BT, p + o[CLLM_P_LN1W] + lc,
                                N, C);

@@ -161,8 +161,19 @@ def _gelu_new(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
 
 
-def forward(p, cfg, idx):
-    """Logits (B, T, V) for token ids `idx` (B, T), as GPT2LMHeadModel computes them."""
+def forward(p, cfg, idx, lora=None):
+    """Logits (B, T, V) for token ids `idx` (B, T), as GPT2LMHeadModel computes them.
+
+    `lora` (optional): LoRA adapters as PEFT's LoraLayer applies them to a Conv1D, a dict
+    {"scaling": lora_alpha / r, "<module>" ("h.0.attn.c_attn"): (A (r, in), B (out, r))}:
+    result = base(x) + lora_B(lora_A(x)) * scaling (lora_dropout 0)."""
+    def proj(x, name):
+        out = _conv1d(x, p[name + ".weight"], p[name + ".bias"])
+        if lora is not None and name in lora:
+            a, b = lora[name]
+            out = out + F.linear(F.linear(x, a), b) * lora["scaling"]
+        return out
+
     B, T = idx.shape
     C, NH, L = cfg["n_embd"], cfg["n_head"], cfg["n_layer"]
     eps = cfg.get("layer_norm_epsilon", 1e-5)
@@ -173,7 +184,7 @@ def forward(p, cfg, idx):
     for l in range(L):
         h = "h.%d." % l
         a = _layer_norm(x, p[h + "ln_1.weight"], p[h + "ln_1.bias"], eps)
-        qkv = _conv1d(a, p[h + "attn.c_attn.weight"], p[h + "attn.c_attn.bias"])
+        qkv = proj(a, h + "attn.c_attn")
         q, k, v = qkv.split(C, dim=2)
         q = q.view(B, T, NH, hs).permute(0, 2, 1, 3)
         k = k.view(B, T, NH, hs).permute(0, 2, 1, 3)
@@ -183,12 +194,12 @@ def forward(p, cfg, idx):
         w = torch.where(causal, w, torch.full([], torch.finfo(w.dtype).min, dtype=w.dtype))
         w = F.softmax(w, dim=-1)
         y = torch.matmul(w, v).permute(0, 2, 1, 3).contiguous().view(B, T, C)
-        y = _conv1d(y, p[h + "attn.c_proj.weight"], p[h + "attn.c_proj.bias"])
+        y = proj(y, h + "attn.c_proj")
         x = y + x
         m = _layer_norm(x, p[h + "ln_2.weight"], p[h + "ln_2.bias"], eps)
-        m = _conv1d(m, p[h + "mlp.c_fc.weight"], p[h + "mlp.c_fc.bias"])
+        m = proj(m, h + "mlp.c_fc")
         m = _gelu_new(m)
-        m = _conv1d(m, p[h + "mlp.c_proj.weight"], p[h + "mlp.c_proj.bias"])
+        m = proj(m, h + "mlp.c_proj")
         x = x + m
     x = _layer_norm(x, p["ln_f.weight"], p["ln_f.bias"], eps)
     return F.linear(x, p["wte.weight"])

@@ -38,7 +38,7 @@ cllm_status cllm_op_layernorm_backward(cllm_runtime *rt, cllm_view dinp, cllm_vi
                       CLLM_ARG(acc), CLLM_ARG_LOCAL(local * sizeof(float)));
     if (st != CLLM_OK) return st;
     st = cllm_ops_launch_rows(rt, ki, (size_t)N, local);
-    if (st != CLLM_OK) return st;
+    if (st != CLLM_OK || (!dw.mem && !db.mem)) return st;
 
     cl_uint nchunk, per;
     cllm_ops_colsum_chunks(N, &nchunk, &per);
@@ -49,7 +49,7 @@ cllm_status cllm_op_layernorm_backward(cllm_runtime *rt, cllm_view dinp, cllm_vi
     if (st != CLLM_OK) return st;
     st = cllm_ops_launch_vec2(rt, kp, (size_t)C, nchunk);
     if (st != CLLM_OK) return st;
-    st = cllm_ops_colsum_finalize(rt, dw, scratch, C, nchunk);
-    if (st != CLLM_OK) return st;
+    if (dw.mem) st = cllm_ops_colsum_finalize(rt, dw, scratch, C, nchunk);
+    if (st != CLLM_OK || !db.mem) return st;
     return cllm_ops_colsum_finalize(rt, db, cllm_view_at(scratch, (size_t)nchunk * C), C, nchunk);
 }

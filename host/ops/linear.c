@@ -38,9 +38,10 @@ cllm_status cllm_op_linear_backward(cllm_runtime *rt, cllm_view dinp, cllm_view 
         if (st != CLLM_OK) return st;
     }
     /* dw (OC, IC) += dout^T (OC, N) @ inp (N, IC) */
-    st = cllm_blas_sgemm(rt, CLLM_BLAS_T, CLLM_BLAS_N, (size_t)OC, (size_t)IC, (size_t)N, 1.0f,
-                         dout.mem, dout.off, (size_t)OC, inp.mem, inp.off, (size_t)IC, 1.0f, dw.mem,
-                         dw.off, (size_t)IC);
+    if (dw.mem)
+        st = cllm_blas_sgemm(rt, CLLM_BLAS_T, CLLM_BLAS_N, (size_t)OC, (size_t)IC, (size_t)N, 1.0f,
+                             dout.mem, dout.off, (size_t)OC, inp.mem, inp.off, (size_t)IC, 1.0f,
+                             dw.mem, dw.off, (size_t)IC);
     if (st != CLLM_OK || !db.mem) return st;
     return cllm_op_bias_backward(rt, db, scratch, dout, N, OC);
 }

@@ -48,7 +48,8 @@ cllm_status cllm_op_layernorm_forward(cllm_runtime *rt, cllm_view out, cllm_view
                                       cllm_view rstd, cllm_view inp, cllm_view w, cllm_view b,
                                       int N, int C, float eps);
 /* dinp (N, C) (= or += when accumulate), dw (C) +=, db (C) +=, from dout (N, C) and the
- * forward's inp, mean, rstd, w. scratch: 2 * CLLM_OPS_COLSUM_CHUNKS * C floats. */
+ * forward's inp, mean, rstd, w. dw.mem and db.mem NULL: no parameter gradients (frozen).
+ * scratch: 2 * CLLM_OPS_COLSUM_CHUNKS * C floats. */
 cllm_status cllm_op_layernorm_backward(cllm_runtime *rt, cllm_view dinp, cllm_view dw, cllm_view db,
                                        cllm_view scratch, cllm_view dout, cllm_view inp,
                                        cllm_view mean, cllm_view rstd, cllm_view w, int N, int C,
@@ -76,11 +77,26 @@ cllm_status cllm_op_bias_backward(cllm_runtime *rt, cllm_view dbias, cllm_view s
 cllm_status cllm_op_linear_forward(cllm_runtime *rt, cllm_view out, cllm_view res, cllm_view inp,
                                    cllm_view w, cllm_view b, int N, int IC, int OC);
 /* dinp (N, IC) = dout @ w (written, or added when accumulate); dw (OC, IC) += dout^T @ inp;
- * db (OC) += column sums of dout (skipped when db.mem is NULL). dinp.mem may be NULL (not
- * wanted). scratch: CLLM_OPS_COLSUM_CHUNKS * OC floats. */
+ * db (OC) += column sums of dout. dinp.mem, dw.mem, db.mem may each be NULL (not wanted: a
+ * frozen weight under LoRA has no dw, db). scratch: CLLM_OPS_COLSUM_CHUNKS * OC floats. */
 cllm_status cllm_op_linear_backward(cllm_runtime *rt, cllm_view dinp, cllm_view dw, cllm_view db,
                                     cllm_view scratch, cllm_view dout, cllm_view inp, cllm_view w,
                                     int N, int IC, int OC, bool accumulate);
+
+/* ---- LoRA adapters on a linear layer (host/ops/lora.c: GEMMs only). r = rank, s = scale
+ * (alpha / r); a (r, IC) and b (OC, r) are views into the adapter arena. */
+/* u (N, r) = inp (N, IC) @ a^T, kept for the backward; out (N, OC) += s * u @ b^T */
+cllm_status cllm_op_lora_forward(cllm_runtime *rt, cllm_view out, cllm_view u, cllm_view inp,
+                                 cllm_view a, cllm_view b, int N, int IC, int OC, int r, float s);
+/* From dout (N, OC) and the forward's inp, u: db (OC, r) += s * dout^T @ u; du (N, r) =
+ * s * dout @ b (scratch); da (r, IC) += du^T @ inp; dinp (N, IC) += du @ a (skipped when
+ * dinp.mem is NULL). */
+cllm_status cllm_op_lora_backward(cllm_runtime *rt, cllm_view dinp, cllm_view da, cllm_view db,
+                                  cllm_view du, cllm_view dout, cllm_view inp, cllm_view u,
+                                  cllm_view a, cllm_view b, int N, int IC, int OC, int r, float s);
+/* w (OC, IC) += s * b (OC, r) @ a (r, IC): the adapter folded into the weight. */
+cllm_status cllm_op_lora_merge(cllm_runtime *rt, cllm_view w, cllm_view a, cllm_view b, int IC,
+                               int OC, int r, float s);
 
 /* ---- causal self-attention (cl/attention.cl + batched GEMMs) */
 /* Where one layer's attention keeps its per-head tensors. n = the positions of this call.

@@ -16,7 +16,17 @@
  *   RUN/latest                               a text file: the newest step directory's name
  *                                            ("step_00000100\n")
  *
- * `transformers.GPT2LMHeadModel.from_pretrained("RUN/step_00000100")` loads a step directory.
+ * With LoRA adapters (cllm/lora.h), beside the base model, which stays as it was (frozen):
+ *
+ *   RUN/step_00000100/adapter_model.safetensors      the adapters, PEFT's names and shapes
+ *   RUN/step_00000100/adapter_config.json            PEFT's LoraConfig (r, lora_alpha, ...)
+ *   RUN/step_00000100/adapter_optimizer.safetensors  their AdamW moments, when saved; there is
+ *                                                    no optimizer.safetensors (the base has no
+ *                                                    moments)
+ *
+ * `transformers.GPT2LMHeadModel.from_pretrained("RUN/step_00000100")` loads a step directory
+ * (without PEFT installed: the base model; with it, the adapters are applied) and
+ * `peft.PeftModel.from_pretrained(model, step_dir)` adds the adapters to a loaded model.
  *
  * Crash safety: a save writes everything into RUN/.tmp.step_NNNNNNNN.<pid>/ (each file written
  * to a temporary name, fsynced, renamed), fsyncs that directory, renames it to step_NNNNNNNN,
@@ -46,6 +56,7 @@
 
 #include "cllm/common.h"
 #include "cllm/gpt.h"
+#include "cllm/lora.h"
 #include "cllm/safetensors.h"
 
 #include <stdbool.h>
@@ -63,6 +74,11 @@ typedef struct {
                              * GPT-2 keys); callers may add keys (e.g. a chat template) */
     char *state_json;       /* state.json text (step, RNG, data cursor, schedule), or NULL */
     char *tokenizer_json;   /* tokenizer.json text, or NULL */
+    /* LoRA adapters (lora.rank 0: none), saved and loaded as the adapter_* files above */
+    cllm_lora_config lora;
+    float *lora_params;     /* cllm_lora_numel floats (cllm/lora.h layout) */
+    float *lora_m, *lora_v; /* their AdamW moments, or NULL */
+    char *lora_base;        /* adapter_config.json's base_model_name_or_path, or NULL */
 } cllm_checkpoint;
 
 /* Save `ck` as RUN/step_%08lld (see above) and point RUN/latest at it; then, with keep > 0,
@@ -81,7 +97,11 @@ cllm_status cllm_checkpoint_save(const char *run_dir, int64_t step, const cllm_c
  * wte.weight; attention-mask buffers ignored), or a .safetensors file with config.json beside
  * it. Every tensor is checked for presence, shape and finite values against config.json, and
  * the first mismatch is named. With want_optimizer, optimizer.safetensors is loaded when present
- * (adam_m/adam_v stay NULL when absent). `ck` must be zeroed or cleared; on failure it stays
+ * (adam_m/adam_v stay NULL when absent). LoRA adapters beside the weights (adapter_config.json,
+ * whether cllm or PEFT wrote them) are loaded into ck.lora, ck.lora_params (and, with
+ * want_optimizer, ck.lora_m/v from adapter_optimizer.safetensors when present); adapters that
+ * do not fit the model are an error. ck.params is always the base model, so callers that
+ * ignore the adapters get the base. `ck` must be zeroed or cleared; on failure it stays
  * cleared. */
 cllm_status cllm_checkpoint_load(const char *path, bool want_optimizer, cllm_checkpoint *ck);
 
@@ -93,7 +113,8 @@ void cllm_checkpoint_clear(cllm_checkpoint *ck);
 char *cllm_checkpoint_latest(const char *run_dir);
 
 /* Write a Hugging Face GPT-2 directory `dir` (model.safetensors in `dtype` = F32, F16 or BF16,
- * config.json, tokenizer.json when present) for export. Written beside `dir` under a temporary
+ * config.json, tokenizer.json when present) for export; LoRA adapters are not written (merge
+ * them into ck.params first: cllm_lora_merge). Written beside `dir` under a temporary
  * name and renamed into place; an existing `dir` is refused unless `overwrite`, and then
  * replaced only once the new one is complete. */
 cllm_status cllm_checkpoint_write_hf(const char *dir, const cllm_checkpoint *ck,

@@ -118,6 +118,42 @@ typedef struct {
 int cllm_gpt_hf_tensor_count(const cllm_gpt_config *cfg);
 void cllm_gpt_hf_tensor(const cllm_gpt_config *cfg, int i, cllm_gpt_hf_tensor_info *info);
 
+/* ---------------------------------------------------------------- LoRA adapters */
+
+/* LoRA (Hu et al. 2021) as Hugging Face PEFT computes it: a targeted projection
+ * y = x W^T + b becomes y = x W^T + b + scale * (x A^T) B^T, with A (r, in), B (out, r) and
+ * scale = alpha / r; W and b stay frozen and only A and B are trained. The four projections
+ * of every block may carry adapters; PEFT's (Hugging Face) module names in parentheses:
+ *
+ *   CLLM_LORA_QKV      qkv       C -> 3C   (h.<l>.attn.c_attn)
+ *   CLLM_LORA_ATTPROJ  attproj   C -> C    (h.<l>.attn.c_proj)
+ *   CLLM_LORA_FC       fc        C -> 4C   (h.<l>.mlp.c_fc)
+ *   CLLM_LORA_FCPROJ   fcproj   4C -> C    (h.<l>.mlp.c_proj)
+ *
+ * Names, the adapter layout, PEFT files and a host-side merge are in cllm/lora.h. */
+typedef enum {
+    CLLM_LORA_QKV,
+    CLLM_LORA_ATTPROJ,
+    CLLM_LORA_FC,
+    CLLM_LORA_FCPROJ,
+    CLLM_LORA_TARGETS
+} cllm_lora_target;
+#define CLLM_LORA_BIT(t) (1u << (t))
+#define CLLM_LORA_ALL 0xFu /* all four */
+
+typedef enum {
+    CLLM_LORA_INIT_KAIMING = 0, /* PEFT's default (init_lora_weights=True): A ~ U(-1/sqrt(in),
+                                   1/sqrt(in)), i.e. kaiming_uniform_(a=sqrt(5)) */
+    CLLM_LORA_INIT_GAUSSIAN = 1 /* PEFT's init_lora_weights="gaussian": A ~ N(0, 1/r) */
+} cllm_lora_init;
+
+typedef struct {
+    int rank;            /* r >= 1; 0 = no adapters */
+    float alpha;         /* lora_alpha > 0; scale = alpha / r */
+    unsigned targets;    /* set of CLLM_LORA_BIT(target) */
+    cllm_lora_init init; /* how cllm_gpt_lora_init_weights draws A (B always starts at 0) */
+} cllm_lora_config;
+
 /* ---------------------------------------------------------------- the device model */
 
 /* Targets equal to this are ignored by the loss (no loss, no gradient), like PyTorch's
@@ -131,6 +167,9 @@ typedef struct {
     bool keep_attention; /* keep every layer's softmax for cllm_gpt_get_attention (training
                             keeps them anyway; otherwise only the last layer's survives) */
     bool kv_cache;       /* allocate a key/value cache for cllm_gpt_forward_cached */
+    cllm_lora_config lora; /* rank > 0: LoRA adapters (see cllm_gpt_lora_* below); with
+                              training, only they are trained: the base has no gradients
+                              and no AdamW moments on the device */
 } cllm_gpt_opts;
 
 typedef struct {
@@ -214,6 +253,43 @@ cllm_status cllm_gpt_backward(cllm_gpt *m, float scale);
 cllm_status cllm_gpt_clip_grad_norm(cllm_gpt *m, float max_norm, float *norm);
 /* One AdamW step (torch.optim.AdamW semantics; step is 1-based, for bias correction). */
 cllm_status cllm_gpt_adamw_step(cllm_gpt *m, const cllm_adamw_params *hp, int step);
+
+/* ---------------------------------------------------------------- LoRA on the device
+ *
+ * A model created with opts.lora.rank > 0 holds an adapter arena beside its parameters: for
+ * every layer (in order) and every targeted projection (in cllm_lora_target order) A (r, in)
+ * then B (out, r), row-major (cllm_lora_offsets; PEFT's shapes, so no transposes). The
+ * forward adds scale * (x A^T) B^T after each targeted projection, through two GEMMs on
+ * views of the arena. With training, cllm_gpt_zero_grad, _backward, _clip_grad_norm and
+ * _adamw_step act on the adapters alone: the backward still carries gradients through the
+ * frozen weights to the inputs, but computes none for them; the AdamW step decays every
+ * adapter matrix (torch.optim.AdamW over PEFT's trainable parameters decays all of them: they
+ * are all 2-D weights, and Hugging Face's Trainer exempts only biases and LayerNorm). The
+ * base-only calls cllm_gpt_get_grads, _get_adam and _set_adam then fail with CLLM_ERR_STATE.
+ *
+ *     cllm_gpt_opts o = {.max_batch = 8, .max_seq = 256, .training = true,
+ *                        .lora = {.rank = 8, .alpha = 16, .targets = CLLM_LORA_ALL}};
+ *     cllm_gpt_init(&m, rt, &cfg, &o);
+ *     cllm_gpt_set_params(m, base);            // the pretrained weights (frozen)
+ *     cllm_gpt_lora_init_weights(m, seed);     // A as PEFT draws it, B = 0: equals the base
+ *     ... the training loop above, unchanged ...
+ *     cllm_gpt_lora_get_params(m, adapters);   // cllm_lora_numel floats, for cllm_lora_save
+ */
+
+/* The model's adapters (rank 0: none, or merged). */
+const cllm_lora_config *cllm_gpt_get_lora(const cllm_gpt *m);
+/* A drawn as lora.init says (on the host from `seed`, the same on every device), B = 0. */
+cllm_status cllm_gpt_lora_init_weights(cllm_gpt *m, uint64_t seed);
+/* Whole adapter-arena transfers (cllm_lora_numel floats, cllm_lora_offsets layout). */
+cllm_status cllm_gpt_lora_set_params(cllm_gpt *m, const float *adapters);
+cllm_status cllm_gpt_lora_get_params(cllm_gpt *m, float *adapters);
+cllm_status cllm_gpt_lora_get_grads(cllm_gpt *m, float *grads);
+cllm_status cllm_gpt_lora_set_adam(cllm_gpt *m, const float *mom, const float *var);
+cllm_status cllm_gpt_lora_get_adam(cllm_gpt *m, float *mom, float *var);
+/* Fold the adapters into the weights on the device, W += scale * B A (one GEMM each), and
+ * drop them: the model is then a plain model (forward as without LoRA; nothing left to
+ * train). */
+cllm_status cllm_gpt_lora_merge(cllm_gpt *m);
 
 #ifdef __cplusplus
 }
