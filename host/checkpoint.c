@@ -203,9 +203,10 @@ static cllm_status write_text(const char *dir, const char *name, const char *tex
 }
 
 /* The files of a checkpoint into `dir` (which exists): model, config, tokenizer, and with
- * `training` the LoRA adapters, the optimizer moments and state. */
+ * `training` the LoRA adapters (whose base is `final_dir`, where `dir` will be), the optimizer
+ * moments and state. */
 static cllm_status write_files(const char *dir, const cllm_checkpoint *ck, const char *config,
-                               cllm_st_dtype dtype, bool training) {
+                               cllm_st_dtype dtype, bool training, const char *final_dir) {
     static const cllm_st_meta model_meta[] = {{"format", "pt"}, {"producer", "cllm"}};
     static const cllm_st_meta opt_meta[] = {
         {"format", "cllm-adamw"},
@@ -226,7 +227,7 @@ static cllm_status write_files(const char *dir, const cllm_checkpoint *ck, const
         free(p);
     }
     if (st == CLLM_OK && training && ck->lora.rank > 0) {
-        st = cllm_lora_save(dir, &ck->cfg, &ck->lora, ck->lora_params, ck->lora_base);
+        st = cllm_lora_save(dir, &ck->cfg, &ck->lora, ck->lora_params, final_dir);
         if (st == CLLM_OK && ck->lora_m)
             st = cllm_lora_save_optimizer(dir, &ck->cfg, &ck->lora, ck->lora_m, ck->lora_v);
     }
@@ -443,11 +444,14 @@ cllm_status cllm_checkpoint_save(const char *run, int64_t step, const cllm_check
     if (step_dir) *step_dir = NULL;
     if (step < 0) return cllm_fail(CLLM_ERR_USAGE, "checkpoint step must be >= 0, got %lld",
                                    (long long)step);
-    char *config = NULL, *tmp = NULL, *final = NULL, *old = NULL, *latest = NULL;
+    char *config = NULL, *tmp = NULL, *final = NULL, *old = NULL, *latest = NULL, *abs = NULL;
     cllm_status st = check_for_save(ck, &config);
     if (st != CLLM_OK) return st;
     CLLM_TRY(cllm_mkdirs(run));
     clean_stale(run);
+    char *real = realpath(run, NULL); /* the adapters' base_model_name_or_path */
+    abs = real ? cllm_strdup_printf("%s/step_%08lld", real, (long long)step) : NULL;
+    free(real);
     long pid = (long)getpid();
     tmp = cllm_strdup_printf("%s/.tmp.step_%08lld.%ld", run, (long long)step, pid);
     old = cllm_strdup_printf("%s/.old.step_%08lld.%ld", run, (long long)step, pid);
@@ -462,7 +466,7 @@ cllm_status cllm_checkpoint_save(const char *run, int64_t step, const cllm_check
         st = cllm_fail(CLLM_ERR_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
         goto fail;
     }
-    st = write_files(tmp, ck, config, CLLM_ST_F32, true);
+    st = write_files(tmp, ck, config, CLLM_ST_F32, true, abs);
     if (st == CLLM_OK) st = install_dir(tmp, final, old, run);
     if (st != CLLM_OK) {
         cllm_remove_tree(tmp);
@@ -483,6 +487,7 @@ fail:
     free(old);
     free(final);
     free(latest);
+    free(abs);
     return st;
 }
 
@@ -526,7 +531,7 @@ cllm_status cllm_checkpoint_write_hf(const char *dir, const cllm_checkpoint *ck,
         st = cllm_fail(CLLM_ERR_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
         goto fail;
     }
-    st = write_files(tmp, ck, config, dtype, false);
+    st = write_files(tmp, ck, config, dtype, false, NULL);
     if (st == CLLM_OK) st = install_dir(tmp, dir, old, parent);
     if (st != CLLM_OK) cllm_remove_tree(tmp);
 fail:
@@ -814,7 +819,7 @@ static cllm_status load_dir(const char *dir, const char *file, bool want_opt, cl
     op = cllm_path_join(dir, "optimizer.safetensors");
     if (want_opt && op && cllm_is_file(op)) CLLM_TRY(load_optimizer(op, ck, lay.total));
     if (cllm_lora_present(dir)) {
-        CLLM_TRY(cllm_lora_load(dir, &ck->cfg, &ck->lora, &ck->lora_params, &ck->lora_base));
+        CLLM_TRY(cllm_lora_load(dir, &ck->cfg, &ck->lora, &ck->lora_params, NULL));
         free(op);
         op = cllm_path_join(dir, CLLM_LORA_OPTIMIZER_FILE);
         if (want_opt && op && cllm_is_file(op))
@@ -878,6 +883,5 @@ void cllm_checkpoint_clear(cllm_checkpoint *ck) {
     free(ck->lora_params);
     free(ck->lora_m);
     free(ck->lora_v);
-    free(ck->lora_base);
     memset(ck, 0, sizeof *ck);
 }

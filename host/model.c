@@ -42,13 +42,47 @@ cllm_status cllm_model_load(cllm_model **out, cllm_runtime *rt, const char *path
             goto fail;
         }
     }
+    cllm_checkpoint *ck = &mdl->ck;
+    if (ck->lora.rank > 0 && o.lora.rank > 0 &&
+        (ck->lora.rank != o.lora.rank || ck->lora.alpha != o.lora.alpha ||
+         ck->lora.targets != o.lora.targets)) {
+        char have[80], want[80];
+        cllm_lora_targets_text(ck->lora.targets, have, sizeof have);
+        cllm_lora_targets_text(o.lora.targets, want, sizeof want);
+        st = cllm_fail(CLLM_ERR_USAGE,
+                       "%s has LoRA adapters of rank %d, alpha %g on %s, not the rank %d, alpha "
+                       "%g on %s asked for: continue with its settings, or merge them first "
+                       "(cllm export --merge-lora)",
+                       mdl->path, ck->lora.rank, (double)ck->lora.alpha, have, o.lora.rank,
+                       (double)o.lora.alpha, want);
+        goto fail;
+    }
+    if (ck->lora.rank > 0 && o.lora.rank == 0) { /* the fine-tuned model, as a plain one */
+        cllm_lora_merge(cfg, &ck->lora, ck->params, ck->lora_params);
+        mdl->merged_lora = ck->lora;
+        free(ck->lora_params);
+        free(ck->lora_m);
+        free(ck->lora_v);
+        ck->lora_params = ck->lora_m = ck->lora_v = NULL;
+        memset(&ck->lora, 0, sizeof ck->lora);
+    }
     CLLM_TRY(cllm_gpt_init(&mdl->gpt, rt, cfg, &o));
     CLLM_TRY(cllm_gpt_set_params(mdl->gpt, mdl->ck.params));
+    if (o.lora.rank > 0 && ck->lora_params) {
+        CLLM_TRY(cllm_gpt_lora_set_params(mdl->gpt, ck->lora_params));
+        if (o.training && ck->lora_m) CLLM_TRY(cllm_gpt_lora_set_adam(mdl->gpt, ck->lora_m, ck->lora_v));
+    } else if (o.lora.rank > 0) {
+        CLLM_TRY(cllm_gpt_lora_init_weights(mdl->gpt, lo->lora_seed));
+    }
     if (!lo->keep_host_params) {
         free(mdl->ck.params);
         free(mdl->ck.adam_m);
         free(mdl->ck.adam_v);
+        free(mdl->ck.lora_params);
+        free(mdl->ck.lora_m);
+        free(mdl->ck.lora_v);
         mdl->ck.params = mdl->ck.adam_m = mdl->ck.adam_v = NULL;
+        mdl->ck.lora_params = mdl->ck.lora_m = mdl->ck.lora_v = NULL;
     }
     *out = mdl;
     return CLLM_OK;

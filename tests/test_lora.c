@@ -12,6 +12,7 @@
 #include "cllm/checkpoint.h"
 #include "cllm/gpt.h"
 #include "cllm/lora.h"
+#include "cllm/model.h"
 #include "cllm/safetensors.h"
 #include "cllm/util.h"
 
@@ -232,7 +233,15 @@ static void check_fixture(cllm_runtime *rt) {
     /* PEFT's target_modules ["c_attn", "c_proj", "c_fc"]: "c_proj" is both projections */
     CHECK(ck.lora.rank == (int)meta_num(st, "r") && ck.lora.alpha == (float)meta_num(st, "lora_alpha") &&
           ck.lora.targets == CLLM_LORA_ALL);
-    CHECK(ck.lora_base && !strcmp(ck.lora_base, "hf_tiny_lora_base"));
+    {
+        cllm_lora_config again;
+        float *ad = NULL;
+        char *bm = NULL;
+        CHECK_OK(cllm_lora_load(dir, &ck.cfg, &again, &ad, &bm));
+        CHECK(bm && !strcmp(bm, "hf_tiny_lora_base") && ad &&
+              !memcmp(ad, ck.lora_params, cllm_lora_numel(&ck.cfg, &again) * sizeof *ad));
+        free(ad), free(bm);
+    }
     const size_t N = (size_t)B * T, n = cllm_lora_numel(&ck.cfg, &ck.lora);
     const cllm_st_tensor *ti = cllm_safetensors_find(st, "inputs"),
                          *tt = cllm_safetensors_find(st, "targets");
@@ -538,7 +547,7 @@ int main(void) {
     /* ... and inside a checkpoint beside the base model, which still loads as the base alone */
     char *run = test_tmpdir("lora_run");
     cllm_checkpoint ck = {.cfg = CFG, .params = fp, .lora = lc, .lora_params = a1, .lora_m = fm,
-                          .lora_v = fv, .lora_base = "runs/base", .state_json = "{\"step\": 5}"};
+                          .lora_v = fv, .state_json = "{\"step\": 5}"};
     char *step = NULL;
     CHECK_OK(cllm_checkpoint_save(run, 5, &ck, 0, &step));
     cllm_checkpoint in = {0};
@@ -547,9 +556,60 @@ int main(void) {
     CHECK(in.lora.rank == 3 && in.lora_params && !memcmp(in.lora_params, a1, n * sizeof *a1));
     CHECK(in.lora_m && !memcmp(in.lora_m, fm, n * sizeof *fm) && !memcmp(in.lora_v, fv, n * sizeof *fv));
     cllm_checkpoint_clear(&in);
+    /* the adapters' base is the step directory's own model (absolute path) */
+    CHECK_OK(cllm_lora_load(step, &CFG, &back, &la, &bm));
+    char *real = realpath(step, NULL);
+    CHECK_MSG(bm && real && !strcmp(bm, real), "base_model_name_or_path %s, step %s", bm, real);
+    free(real), free(la), free(bm);
+    la = NULL, bm = NULL;
     char *opt = cllm_path_join(step, "optimizer.safetensors");
     CHECK(!cllm_is_file(opt)); /* the frozen base has no moments */
     free(opt);
+
+    /* ... and onto the device: merged for a plain model, as adapters for a LoRA one */
+    cllm_model *mdl = NULL;
+    cllm_gpt_opts mo_plain = {.max_batch = 1}, mo_lora = {.max_batch = 1, .training = true, .lora = lc};
+    cllm_model_load_opts mlo = {.want_optimizer = true, .lora_seed = 7};
+    CHECK_OK(cllm_model_load(&mdl, rt, run, &mo_plain, NULL));
+    if (mdl) {
+        CHECK(mdl->merged_lora.rank == 3 && cllm_gpt_get_lora(mdl->gpt)->rank == 0);
+        memcpy(fp2, fp, P * sizeof *fp);
+        cllm_lora_merge(&CFG, &lc, fp2, a1);
+        float *got = malloc(P * sizeof *got);
+        CHECK_OK(cllm_gpt_get_params(mdl->gpt, got));
+        CHECK_MSG(!memcmp(got, fp2, P * sizeof *got), "cllm_model_load did not merge the adapters");
+        free(got);
+    }
+    cllm_model_free(mdl);
+    CHECK_OK(cllm_model_load(&mdl, rt, run, &mo_lora, &mlo));
+    if (mdl) {
+        float *got = malloc(n * sizeof *got), *gm = malloc(n * sizeof *gm), *gv = malloc(n * sizeof *gv);
+        CHECK_OK(cllm_gpt_lora_get_params(mdl->gpt, got));
+        CHECK_OK(cllm_gpt_lora_get_adam(mdl->gpt, gm, gv));
+        CHECK(!memcmp(got, a1, n * sizeof *got) && !memcmp(gm, fm, n * sizeof *gm) &&
+              !memcmp(gv, fv, n * sizeof *gv));
+        free(got), free(gm), free(gv);
+    }
+    cllm_model_free(mdl);
+    mo_lora.lora.rank = 2;
+    CHECK(cllm_model_load(&mdl, rt, run, &mo_lora, &mlo) == CLLM_ERR_USAGE && mdl == NULL);
+    CHECK_MSG(strstr(cllm_last_error(), "has LoRA adapters of rank 3, alpha 5 on c_attn,attn.c_proj,c_fc,mlp.c_proj, not the rank 2"),
+              "message: %s", cllm_last_error());
+    /* a checkpoint without adapters: fresh ones, as PEFT initialises them */
+    char *run0 = test_tmpdir("lora_run0");
+    cllm_checkpoint ck0 = {.cfg = CFG, .params = fp};
+    CHECK_OK(cllm_checkpoint_save(run0, 0, &ck0, 0, NULL));
+    mo_lora.lora.rank = 3;
+    CHECK_OK(cllm_model_load(&mdl, rt, run0, &mo_lora, &mlo));
+    if (mdl) {
+        float *got = malloc(n * sizeof *got), *want = malloc(n * sizeof *want);
+        CHECK_OK(cllm_gpt_lora_get_params(mdl->gpt, got));
+        cllm_lora_init_host(&CFG, &lc, 7, want);
+        CHECK(!memcmp(got, want, n * sizeof *got));
+        free(got), free(want);
+    }
+    cllm_model_free(mdl);
+    free(run0);
 
     /* 9. Bad input: one clear line each. */
     cllm_gpt_opts bo = {.max_batch = B, .max_seq = T, .training = true, .lora = lc};

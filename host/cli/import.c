@@ -85,7 +85,9 @@ int cmd_import(int argc, char **argv) {
         "with or without \"transformer.\", F32/F16/BF16/F64 weights; every tensor is checked\n"
         "against config.json. An llm.c model file (gpt2_124M.bin: versions 3 and 5, and 1) needs\n"
         "nothing else. Weights are stored as float32. No optimizer or training state is\n"
-        "created. RUN must not hold checkpoints already.",
+        "created. LoRA adapters beside the weights (adapter_config.json +\n"
+        "adapter_model.safetensors, PEFT's format) come along, checked against the model.\n"
+        "RUN must not hold checkpoints already.",
         opts, CLI_COUNT(opts),
         "examples:\n"
         "  cllm import --from ~/models/gpt2 --out runs/gpt2          # HF files of GPT-2 124M\n"
@@ -131,6 +133,14 @@ int cmd_import(int argc, char **argv) {
             printf("tokenizer: %s (%u tokens)\n", origin, vocab);
         else
             printf("tokenizer: none found (pass --tokenizer to store one)\n");
+        if (ck.lora.rank > 0) {
+            char targets[80];
+            cllm_lora_targets_text(ck.lora.targets, targets, sizeof targets);
+            printf("LoRA adapters: rank %d, alpha %g on %s (%zu values), kept beside the base "
+                   "model\n",
+                   ck.lora.rank, (double)ck.lora.alpha, targets,
+                   cllm_lora_numel(&ck.cfg, &ck.lora));
+        }
     }
     free(dir);
     cllm_checkpoint_clear(&ck);

@@ -24,9 +24,12 @@
  *                                                    no optimizer.safetensors (the base has no
  *                                                    moments)
  *
- * `transformers.GPT2LMHeadModel.from_pretrained("RUN/step_00000100")` loads a step directory
- * (without PEFT installed: the base model; with it, the adapters are applied) and
- * `peft.PeftModel.from_pretrained(model, step_dir)` adds the adapters to a loaded model.
+ * adapter_config.json's base_model_name_or_path is the step directory's absolute path: its own
+ * model.safetensors is the base the adapters were trained on. So
+ * `transformers.GPT2LMHeadModel.from_pretrained("RUN/step_00000100")` loads the base model
+ * where PEFT is not installed, and with PEFT installed (transformers then follows
+ * adapter_config.json) the base with the adapters applied; `peft.PeftModel.from_pretrained(
+ * model, step_dir)` adds the adapters to a loaded model.
  *
  * Crash safety: a save writes everything into RUN/.tmp.step_NNNNNNNN.<pid>/ (each file written
  * to a temporary name, fsynced, renamed), fsyncs that directory, renames it to step_NNNNNNNN,
@@ -78,7 +81,6 @@ typedef struct {
     cllm_lora_config lora;
     float *lora_params;     /* cllm_lora_numel floats (cllm/lora.h layout) */
     float *lora_m, *lora_v; /* their AdamW moments, or NULL */
-    char *lora_base;        /* adapter_config.json's base_model_name_or_path, or NULL */
 } cllm_checkpoint;
 
 /* Save `ck` as RUN/step_%08lld (see above) and point RUN/latest at it; then, with keep > 0,

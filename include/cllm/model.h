@@ -28,17 +28,26 @@ typedef struct {
                             tokenizer_json; ck.params (and adam_m/v) are freed after upload
                             unless cllm_model_load_opts.keep_host_params */
     char *path;          /* what was loaded: the step directory a run directory resolved to */
+    cllm_lora_config merged_lora; /* rank > 0: the checkpoint's LoRA adapters, which were
+                                     folded into the weights (the caller asked for none) */
 } cllm_model;
 
 typedef struct {
     bool keep_host_params; /* keep ck.params (e.g. to grow the vocabulary, or for tests) */
-    bool want_optimizer;   /* also load optimizer.safetensors into ck.adam_m/v (host) */
+    bool want_optimizer;   /* also load optimizer.safetensors into ck.adam_m/v (host), and the
+                              adapters' moments, which a training LoRA model also receives */
+    uint64_t lora_seed;    /* opts->lora.rank > 0 and the checkpoint has no adapters: they are
+                              initialised as PEFT does (cllm_gpt_lora_init_weights) from this */
 } cllm_model_load_opts;
 
 /* Load `path` (anything cllm_checkpoint_load accepts: a run directory follows `latest`) and
  * build the device model with `opts` (max_batch 0 means 1, max_seq 0 means n_positions; a
  * max_seq beyond n_positions is an error). `lo` may be NULL. The tokenizer is loaded when the
- * checkpoint has one; a tokenizer whose vocabulary exceeds the model's is an error. */
+ * checkpoint has one; a tokenizer whose vocabulary exceeds the model's is an error.
+ * LoRA adapters in the checkpoint (cllm/lora.h): with opts->lora.rank 0 they are merged into
+ * the weights on the host before the upload (so generate, eval and chat run the fine-tuned
+ * model; mdl->merged_lora says so); with opts->lora.rank > 0 they must be the same rank,
+ * alpha and targets, and are uploaded as the model's adapters (resuming LoRA training). */
 cllm_status cllm_model_load(cllm_model **out, cllm_runtime *rt, const char *path,
                             const cllm_gpt_opts *opts, const cllm_model_load_opts *lo);
 void cllm_model_free(cllm_model *mdl); /* NULL is a no-op */
