@@ -32,4 +32,19 @@ check 'grep -q "best CLBlast SGEMM" <<<"$out"' "text output has the GEMM rate: $
 json=$($B train --model "$T/tiny.json" --batch 2 --seq 19 --steps 1 --warmup 0 --gemm-reps 1 --json --phases)
 check 'python3 -c "import json,sys,math; d=json.loads(sys.argv[1]); assert d[\"tokens_per_s\"] > 0 and d[\"gemm_best_gflops\"] > 0 and math.isfinite(d[\"loss\"]) and d[\"forward_s\"] > 0" "$json"' \
   "JSON output parses with positive rates: $json"
+
+# LoRA: the adapters' step beside the full one (same starting loss: B = 0 at init), the
+# memories, and the refusals
+out=$($B train --model "$T/tiny.json" --batch 2 --seq 19 --steps 2 --warmup 1 --gemm-reps 0 --lora-rank 4 2>&1)
+check '[ $? -eq 0 ] && grep -q "full training, steps interleaved with LoRA" <<<"$out"' "bench train --lora-rank runs: $out"
+check 'grep -q "step 1: LoRA [0-9.]* s, loss \([0-9.]*\); full [0-9.]* s, loss \1 " <<<"$out"' \
+  "LoRA with B = 0 starts at the base model's loss: $out"
+json=$($B train --model "$T/tiny.json" --batch 8 --seq 19 --lora-rank 8 --memory-only --json)
+check 'python3 -c "import json,sys; d=json.loads(sys.argv[1]); assert 0 < d[\"memory_bytes\"] < d[\"full_memory_bytes\"] and d[\"lora_values\"] == 2 * 8 * (96 + 48 + 120 + 120)" "$json"' \
+  "--memory-only: LoRA needs less than full training: $json"
+expect 2 "rank too large" $B train --model "$T/tiny.json" --seq 19 --lora-rank 25
+expect_err "LoRA rank 25: must be between 1 and 24" $B train --model "$T/tiny.json" --seq 19 --lora-rank 25
+expect 2 "unknown target" $B train --model "$T/tiny.json" --seq 19 --lora-rank 2 --lora-targets c_attn,wte
+expect_err "LoRA target \"wte\" is not a projection of GPT-2" $B train --model "$T/tiny.json" --seq 19 --lora-rank 2 --lora-targets c_attn,wte
+expect 2 "negative rank" $B train --model "$T/tiny.json" --seq 19 --lora-rank -1
 finish

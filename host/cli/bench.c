@@ -7,6 +7,7 @@
 
 #include "blas.h"
 #include "cllm/gpt.h"
+#include "cllm/lora.h"
 #include "cllm/util.h"
 
 #include <math.h>
@@ -56,11 +57,39 @@ fail:
 
 /* ---------------------------------------------------------------- bench train */
 
+/* One training step of m (zero grads, forward, backward, clip to norm 1, AdamW), timed: t[0]
+ * start, t[1] after the forward, t[2] after the backward (synchronised there only with
+ * `phases`), t[3] the end (the loss read waits for all of it). */
+static cllm_status train_step(cllm_runtime *rt, cllm_gpt *m, const uint32_t *in,
+                              const uint32_t *tg, int B, int T, int step, bool phases,
+                              double t[4], float *loss) {
+    const cllm_adamw_params hp = {
+        .lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+    cllm_status st = CLLM_OK;
+    CLLM_TRY(cllm_runtime_finish(rt));
+    t[0] = cllm_now();
+    CLLM_TRY(cllm_gpt_zero_grad(m));
+    CLLM_TRY(cllm_gpt_forward(m, in, tg, B, T));
+    if (phases) CLLM_TRY(cllm_runtime_finish(rt));
+    t[1] = cllm_now();
+    CLLM_TRY(cllm_gpt_backward(m, 1.0f));
+    if (phases) CLLM_TRY(cllm_runtime_finish(rt));
+    t[2] = cllm_now();
+    CLLM_TRY(cllm_gpt_clip_grad_norm(m, 1.0f, NULL));
+    CLLM_TRY(cllm_gpt_adamw_step(m, &hp, step));
+    CLLM_TRY(cllm_gpt_get_loss(m, loss));
+    t[3] = cllm_now();
+    if (!isfinite(*loss)) st = cllm_fail(CLLM_ERR_NUMERIC, "step %d: the loss is %g", step, *loss);
+fail:
+    return st;
+}
+
 static int bench_train(int argc, char **argv) {
-    const char *model = NULL, *dev = NULL, *plat = NULL;
-    int batch = 8, seq = 256, steps = 5, warmup = 1, gemm_reps = 3;
+    const char *model = NULL, *dev = NULL, *plat = NULL, *lora_targets = "all-linear";
+    int batch = 8, seq = 256, steps = 5, warmup = 1, gemm_reps = 3, lora_rank = 0;
+    float lora_alpha = 16.0f;
     long long seed = 1337;
-    bool phases = false, json = false;
+    bool phases = false, json = false, memory_only = false;
     const cli_opt opts[] = {
         {"model", 'm', CLI_STR, &model, "FILE", "model config (JSON, Hugging Face GPT-2 keys)",
          .required = true},
@@ -75,6 +104,16 @@ static int bench_train(int argc, char **argv) {
          "timed runs of each GPT-shaped SGEMM for the device's best GEMM rate (0: skip)", .lo = 0,
          .hi = 1e6},
         {"seed", 0, CLI_I64, &seed, "N", "seed of the weights and the random tokens"},
+        {"lora-rank", 0, CLI_INT, &lora_rank, "R",
+         "train LoRA adapters of rank R instead of all weights (0: full training)", .lo = 0,
+         .hi = 1 << 20},
+        {"lora-alpha", 0, CLI_FLOAT, &lora_alpha, "A", "LoRA scale numerator (scale = A / R)"},
+        {"lora-targets", 0, CLI_STR, &lora_targets, "LIST",
+         "projections with adapters (PEFT target_modules: c_attn, attn.c_proj, c_fc, mlp.c_proj, "
+         "c_proj, all-linear)"},
+        {"memory-only", 0, CLI_FLAG, &memory_only, NULL,
+         "print the device memory of the step (and with --lora-rank of full training beside) and "
+         "exit: nothing is allocated, so models larger than the device can be sized"},
         {"phases", 0, CLI_FLAG, &phases, NULL,
          "also time forward, backward and optimizer apart (synchronises between them)"},
         {"json", 0, CLI_FLAG, &json, NULL, "print one JSON object instead of text"},
@@ -90,32 +129,77 @@ static int bench_train(int argc, char **argv) {
         "the same run, with their ratio.",
         opts,
         CLI_COUNT(opts),
+        "With --lora-rank the step trains LoRA adapters only (the base frozen: no gradients or\n"
+        "AdamW moments for it); the full-training step is timed beside it in the same run (steps\n"
+        "interleaved, when both fit the device), with both device memories.\n"
         "Timings on a shared machine are noisy: the best and the median step are printed.\n"
-        "example: cllm bench train --model models/gpt-mini.json --batch 8 --seq 256 --steps 5"};
+        "examples:\n"
+        "  cllm bench train --model models/gpt-mini.json --batch 8 --seq 256 --steps 5\n"
+        "  cllm bench train --model models/gpt-mini.json --batch 8 --seq 256 --lora-rank 8"};
     int rc = cli_parse(&spec, argc, argv, NULL);
     if (rc >= 0) return rc;
 
     cllm_gpt_config cfg;
     cllm_runtime *rt = NULL;
-    cllm_gpt *m = NULL;
+    cllm_gpt *m = NULL, *peer = NULL; /* peer: full training beside LoRA, steps interleaved */
     uint32_t *tok = NULL;
-    double *times = NULL;
+    double *times = NULL, *peer_times = NULL;
     cllm_status st = cllm_gpt_config_load(model, &cfg);
     if (st != CLLM_OK) return cli_report(st);
     if (seq > cfg.n_positions)
         return cli_usage_error(&spec, "--seq %d exceeds the model's n_positions (%d)", seq,
                                cfg.n_positions);
+    cllm_gpt_opts go = {.max_batch = batch, .max_seq = seq, .training = true};
+    if (lora_rank > 0) {
+        go.lora = (cllm_lora_config){.rank = lora_rank, .alpha = lora_alpha};
+        st = cllm_lora_parse_targets(lora_targets, &go.lora.targets);
+        if (st == CLLM_OK) st = cllm_lora_config_check(&cfg, &go.lora);
+        if (st != CLLM_OK) return cli_report(CLLM_ERR_USAGE);
+    }
+    cllm_gpt_opts full = go;
+    full.lora.rank = 0;
+    const size_t mem = cllm_gpt_memory_required(&cfg, &go),
+                 mem_full = cllm_gpt_memory_required(&cfg, &full);
+    const double n_lora = (double)cllm_lora_numel(&cfg, &go.lora);
+    if (memory_only) {
+        if (json)
+            printf("{\"model\": \"%s\", \"params\": %zu, \"batch\": %d, \"seq\": %d, "
+                   "\"memory_bytes\": %zu, \"full_memory_bytes\": %zu, \"lora_rank\": %d, "
+                   "\"lora_values\": %.0f}\n",
+                   model, cllm_gpt_num_params(&cfg), batch, seq, mem, mem_full, lora_rank, n_lora);
+        else if (lora_rank > 0)
+            printf("%s, batch %d x sequence %d, training: full %.1f MiB, LoRA rank %d on %s "
+                   "(%.0f trainable values) %.1f MiB (%.0f%%, %.1f MiB less)\n",
+                   model, batch, seq, mem_full / 1048576.0, lora_rank, lora_targets, n_lora,
+                   mem / 1048576.0, 100.0 * (double)mem / (double)mem_full,
+                   (double)(mem_full - mem) / 1048576.0);
+        else
+            printf("%s, batch %d x sequence %d, training: %.1f MiB\n", model, batch, seq,
+                   mem / 1048576.0);
+        return 0;
+    }
     cllm_runtime_opts ro = cllm_runtime_opts_default();
     ro.device_spec = dev;
     ro.platform_spec = plat;
     CLLM_TRY(cllm_runtime_init(&rt, &ro));
-    cllm_gpt_opts go = {.max_batch = batch, .max_seq = seq, .training = true};
     CLLM_TRY(cllm_gpt_init(&m, rt, &cfg, &go));
     CLLM_TRY(cllm_gpt_init_weights(m, (uint64_t)seed));
+    if (lora_rank > 0) {
+        CLLM_TRY(cllm_gpt_lora_init_weights(m, (uint64_t)seed));
+        st = cllm_gpt_init(&peer, rt, &cfg, &full);
+        if (st == CLLM_ERR_TOO_LARGE && !json)
+            printf("note: full training does not fit beside LoRA on this device (%s): LoRA is "
+                   "timed alone\n",
+                   cllm_last_error());
+        if (st != CLLM_OK && st != CLLM_ERR_TOO_LARGE) goto fail;
+        if (peer) CLLM_TRY(cllm_gpt_init_weights(peer, (uint64_t)seed));
+        st = CLLM_OK;
+    }
     const size_t BT = (size_t)batch * seq;
     tok = malloc(2 * BT * sizeof *tok);
     times = calloc((size_t)steps, sizeof *times);
-    if (!tok || !times) {
+    peer_times = calloc((size_t)steps, sizeof *peer_times);
+    if (!tok || !times || !peer_times) {
         st = cllm_fail(CLLM_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -126,56 +210,55 @@ static int bench_train(int argc, char **argv) {
     }
     const double C = cfg.n_embd, L = cfg.n_layer, V = cfg.vocab_size;
     const double n_matmul = 12.0 * L * C * C + V * C;
-    const double flops = (6.0 * n_matmul + 12.0 * L * seq * C) * (double)BT;
-    if (!json)
+    /* LoRA: forward and input gradients through the base (none below layer 0's qkv), and 6
+     * flops per adapter value and token (2 forward, 4 backward) */
+    const double flops = (lora_rank > 0 ? 4.0 * n_matmul - 6.0 * C * C + 6.0 * n_lora
+                                        : 6.0 * n_matmul) *
+                             (double)BT +
+                         12.0 * L * seq * C * (double)BT;
+    if (!json) {
         printf("%s on %s: %zu parameters, batch %d x sequence %d = %zu tokens per step, "
                "%.1f GFLOP per step, %.0f MiB on the device\n",
                model, cllm_runtime_device(rt)->name, cllm_gpt_num_params(&cfg), batch, seq, BT,
-               flops / 1e9, cllm_gpt_memory_required(&cfg, &go) / 1048576.0);
+               flops / 1e9, mem / 1048576.0);
+        if (lora_rank > 0)
+            printf("LoRA rank %d, alpha %g on %s: %.0f trainable values (%.2f%% of the model); "
+                   "full training would need %.0f MiB (LoRA: %.0f%% of it)\n",
+                   lora_rank, (double)lora_alpha, lora_targets, n_lora,
+                   100.0 * n_lora / (double)cllm_gpt_num_params(&cfg), mem_full / 1048576.0,
+                   100.0 * (double)mem / (double)mem_full);
+    }
 
-    cllm_adamw_params hp = {
-        .lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
     double ph[3] = {1e30, 1e30, 1e30}; /* best forward, backward, optimizer */
-    float loss = 0;
+    float loss = 0, peer_loss = 0;
+    const uint32_t *in = tok, *tg = tok + BT; /* any ids: the rate does not depend on them */
     for (int i = 0; i < warmup + steps; i++) {
-        const uint32_t *in = tok, *tg = tok + BT; /* any ids: the rate does not depend on them */
-        CLLM_TRY(cllm_runtime_finish(rt));
-        double t0 = cllm_now(), t1 = 0, t2 = 0;
-        CLLM_TRY(cllm_gpt_zero_grad(m));
-        CLLM_TRY(cllm_gpt_forward(m, in, tg, batch, seq));
-        if (phases) {
-            CLLM_TRY(cllm_runtime_finish(rt));
-            t1 = cllm_now();
-        }
-        CLLM_TRY(cllm_gpt_backward(m, 1.0f));
-        if (phases) {
-            CLLM_TRY(cllm_runtime_finish(rt));
-            t2 = cllm_now();
-        }
-        CLLM_TRY(cllm_gpt_clip_grad_norm(m, 1.0f, NULL));
-        CLLM_TRY(cllm_gpt_adamw_step(m, &hp, i + 1));
-        CLLM_TRY(cllm_gpt_get_loss(m, &loss)); /* the step's one read: waits for all of it */
-        double t3 = cllm_now();
-        if (!isfinite(loss)) {
-            st = cllm_fail(CLLM_ERR_NUMERIC, "step %d: the loss is %g", i + 1, loss);
-            goto fail;
-        }
+        double t[4], tp[4] = {0};
+        CLLM_TRY(train_step(rt, m, in, tg, batch, seq, i + 1, phases, t, &loss));
+        if (peer) CLLM_TRY(train_step(rt, peer, in, tg, batch, seq, i + 1, false, tp, &peer_loss));
         if (i >= warmup) {
-            times[i - warmup] = t3 - t0;
+            times[i - warmup] = t[3] - t[0];
+            peer_times[i - warmup] = tp[3] - tp[0];
             if (phases) {
-                ph[0] = fmin(ph[0], t1 - t0);
-                ph[1] = fmin(ph[1], t2 - t1);
-                ph[2] = fmin(ph[2], t3 - t2);
+                ph[0] = fmin(ph[0], t[1] - t[0]);
+                ph[1] = fmin(ph[1], t[2] - t[1]);
+                ph[2] = fmin(ph[2], t[3] - t[2]);
             }
         }
-        if (!json)
-            printf("step %d: %.3f s, loss %.4f%s\n", i + 1, t3 - t0, loss,
+        if (!json && peer)
+            printf("step %d: LoRA %.3f s, loss %.4f; full %.3f s, loss %.4f%s\n", i + 1,
+                   t[3] - t[0], loss, tp[3] - tp[0], peer_loss,
+                   i < warmup ? " (warm-up, not counted)" : "");
+        else if (!json)
+            printf("step %d: %.3f s, loss %.4f%s\n", i + 1, t[3] - t[0], loss,
                    i < warmup ? " (warm-up, not counted)" : "");
     }
-    double best = times[0];
-    for (int i = 1; i < steps; i++)
+    double best = times[0], peer_best = peer_times[0];
+    for (int i = 1; i < steps; i++) {
         best = fmin(best, times[i]);
-    double med = median(times, steps);
+        peer_best = fmin(peer_best, peer_times[i]);
+    }
+    double med = median(times, steps), peer_med = median(peer_times, steps);
 
     /* The step's GEMM shapes (forward orientation): qkv, attention projection, MLP up and
      * down, LM head. Their best rate is what the step could reach if it were all GEMM. */
@@ -194,12 +277,19 @@ static int bench_train(int argc, char **argv) {
         printf("{\"model\": \"%s\", \"device\": \"%s\", \"params\": %zu, \"batch\": %d, "
                "\"seq\": %d, \"steps\": %d, \"best_step_s\": %.6f, \"median_step_s\": %.6f, "
                "\"tokens_per_s\": %.2f, \"median_tokens_per_s\": %.2f, \"gflop_per_step\": %.4f, "
-               "\"gflops\": %.3f, \"gemm_best_gflops\": %.3f, \"loss\": %.6f",
+               "\"gflops\": %.3f, \"gemm_best_gflops\": %.3f, \"loss\": %.6f, "
+               "\"memory_bytes\": %zu, \"full_memory_bytes\": %zu, \"lora_rank\": %d, "
+               "\"lora_values\": %.0f",
                model, cllm_runtime_device(rt)->name, cllm_gpt_num_params(&cfg), batch, seq, steps,
-               best, med, BT / best, BT / med, flops / 1e9, step_gflops, gemm_best, loss);
+               best, med, BT / best, BT / med, flops / 1e9, step_gflops, gemm_best, loss, mem,
+               mem_full, lora_rank, n_lora);
         if (phases)
             printf(", \"forward_s\": %.6f, \"backward_s\": %.6f, \"optimizer_s\": %.6f", ph[0],
                    ph[1], ph[2]);
+        if (peer)
+            printf(", \"full_best_step_s\": %.6f, \"full_median_step_s\": %.6f, "
+                   "\"full_tokens_per_s\": %.2f",
+                   peer_best, peer_med, BT / peer_best);
         printf("}\n");
     } else {
         printf("train step (forward + backward + clip + AdamW), %d timed: best %.3f s, median "
@@ -209,6 +299,10 @@ static int bench_train(int argc, char **argv) {
             printf("phases (best of each, synchronised): forward %.3f s, backward %.3f s, "
                    "clip + AdamW %.3f s\n",
                    ph[0], ph[1], ph[2]);
+        if (peer)
+            printf("full training, steps interleaved with LoRA's: best %.3f s, median %.3f s -> "
+                   "%.1f tokens/s; the LoRA step takes %.2f of its time (median %.2f)\n",
+                   peer_best, peer_med, BT / peer_best, best / peer_best, med / peer_med);
         if (gemm_reps > 0)
             printf("best CLBlast SGEMM on the step's shapes: %.1f GFLOP/s (%zux%zux%zu); the step "
                    "reaches %.0f%% of it\n",
@@ -218,6 +312,8 @@ static int bench_train(int argc, char **argv) {
 fail:
     free(tok);
     free(times);
+    free(peer_times);
+    cllm_gpt_free(peer);
     cllm_gpt_free(m);
     cllm_runtime_free(rt);
     return cli_report(st);
