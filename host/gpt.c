@@ -148,7 +148,8 @@ static void act_layout_compute(const cllm_gpt_config *cfg, const cllm_gpt_opts *
     }
     if (o->lora.rank > 0) {
         size_t nt = 0;
-        for (int t = 0; t < CLLM_LORA_TARGETS; t++) nt += (o->lora.targets & CLLM_LORA_BIT(t)) != 0;
+        for (int t = 0; t < CLLM_LORA_TARGETS; t++)
+            nt += (o->lora.targets & CLLM_LORA_BIT(t)) != 0;
         a->s_lu = o->training ? nt * BT * (size_t)o->lora.rank : 0;
         TAKE(lora_u, L * nt * BT * (size_t)o->lora.rank);
         if (o->training) TAKE(lora_du, BT * (size_t)o->lora.rank);
@@ -310,7 +311,7 @@ void cllm_gpt_free(cllm_gpt *m) {
     if (!m) return;
     if (m->rt) clFinish(m->rt->queue);
     if (m->upload_done) clReleaseEvent(m->upload_done);
-    cl_mem bufs[] = {m->params, m->grads, m->mom,  m->var,  m->acts,
+    cl_mem bufs[] = {m->params,  m->grads,  m->mom,  m->var, m->acts,
                      m->lparams, m->lgrads, m->lmom, m->lvar};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (bufs[i]) clReleaseMemObject(bufs[i]);
@@ -463,7 +464,8 @@ static bool has_lora(const cllm_gpt *m, int target) {
 /* Layer l's u = x A^T for `target`: (B*T, r) in its slot of the activation arena. */
 static cllm_view lora_u(const cllm_gpt *m, int l, int target) {
     size_t slot = 0;
-    for (int t = 0; t < target; t++) slot += (m->lora.targets & CLLM_LORA_BIT(t)) != 0;
+    for (int t = 0; t < target; t++)
+        slot += (m->lora.targets & CLLM_LORA_BIT(t)) != 0;
     const size_t BT = (size_t)m->opts.max_batch * m->opts.max_seq;
     return A(m, m->act.lora_u + l * m->act.s_lu + slot * BT * (size_t)m->lora.rank);
 }
@@ -490,11 +492,10 @@ static cllm_status lora_backward(cllm_gpt *m, int l, int target, cllm_view dinp,
     size_t ao, bo;
     cllm_lora_dims(&m->cfg, target, &in, &oc);
     cllm_lora_offsets(&m->cfg, &m->lora, l, target, &ao, &bo);
-    return cllm_op_lora_backward(m->rt, dinp, (cllm_view){m->lgrads, ao},
-                                 (cllm_view){m->lgrads, bo}, A(m, m->act.lora_du), dout, inp,
-                                 lora_u(m, l, target), (cllm_view){m->lparams, ao},
-                                 (cllm_view){m->lparams, bo}, N, in, oc, m->lora.rank,
-                                 cllm_lora_scale(&m->lora));
+    return cllm_op_lora_backward(
+        m->rt, dinp, (cllm_view){m->lgrads, ao}, (cllm_view){m->lgrads, bo}, A(m, m->act.lora_du),
+        dout, inp, lora_u(m, l, target), (cllm_view){m->lparams, ao}, (cllm_view){m->lparams, bo},
+        N, in, oc, m->lora.rank, cllm_lora_scale(&m->lora));
 }
 
 /* Layer l's attention tensors for a forward over B x T without a cache: q, k, v in its qkvr
@@ -827,10 +828,9 @@ cllm_status cllm_gpt_backward(cllm_gpt *m, float scale) {
                                          P(m, CLLM_P_QKVW, l3 * C), N, C, 3 * C, false));
         CLLM_TRY(lora_backward(m, l, CLLM_LORA_QKV, stop ? none : dc, dqkv, ln1, N));
         if (!stop)
-            CLLM_TRY(cllm_op_layernorm_backward(rt, dres, G(m, CLLM_P_LN1W, lc),
-                                                G(m, CLLM_P_LN1B, lc), colsum, dc, residual,
-                                                ln1_mean, ln1_rstd, P(m, CLLM_P_LN1W, lc), N, C,
-                                                true));
+            CLLM_TRY(cllm_op_layernorm_backward(
+                rt, dres, G(m, CLLM_P_LN1W, lc), G(m, CLLM_P_LN1B, lc), colsum, dc, residual,
+                ln1_mean, ln1_rstd, P(m, CLLM_P_LN1W, lc), N, C, true));
     }
     if (!frozen)
         CLLM_TRY(cllm_op_encoder_backward(rt, G(m, CLLM_P_WTE, 0), G(m, CLLM_P_WPE, 0), dres,
@@ -850,10 +850,9 @@ cllm_status cllm_gpt_clip_grad_norm(cllm_gpt *m, float max_norm, float *norm) {
                          max_norm);
     cllm_view scratch = A(m, m->act.norm);
     /* the norm of what is trained: all gradients, or the adapters' alone under LoRA */
-    st = m->grads ? cllm_op_clip_norm(m->rt, (cllm_view){m->grads, 0}, m->lay.total, scratch,
-                                      max_norm)
-                  : cllm_op_clip_norm(m->rt, (cllm_view){m->lgrads, 0}, m->lora_n, scratch,
-                                      max_norm);
+    st = m->grads
+             ? cllm_op_clip_norm(m->rt, (cllm_view){m->grads, 0}, m->lay.total, scratch, max_norm)
+             : cllm_op_clip_norm(m->rt, (cllm_view){m->lgrads, 0}, m->lora_n, scratch, max_norm);
     if (st != CLLM_OK || !norm) return st;
     return cllm_rt_read(m->rt, m->acts, (m->act.norm + CLLM_OPS_NORM_GROUPS) * sizeof(float), norm,
                         sizeof(float));

@@ -48,16 +48,20 @@ cllm_status cllm_lora_parse_targets(const char *list, unsigned *targets) {
     *targets = 0;
     const char *p = list ? list : "";
     while (*p) {
-        while (*p == ',' || isspace((unsigned char)*p)) p++;
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
         const char *e = p;
-        while (*e && *e != ',') e++;
+        while (*e && *e != ',')
+            e++;
         size_t n = (size_t)(e - p);
-        while (n > 0 && isspace((unsigned char)p[n - 1])) n--;
+        while (n > 0 && isspace((unsigned char)p[n - 1]))
+            n--;
         if (n) {
             unsigned bits = match_name(p, n);
             if (!bits)
-                return cllm_fail(CLLM_ERR_USAGE, "LoRA target \"%.*s\" is not a projection of "
-                                                 "GPT-2; accepted: %s",
+                return cllm_fail(CLLM_ERR_USAGE,
+                                 "LoRA target \"%.*s\" is not a projection of "
+                                 "GPT-2; accepted: %s",
                                  (int)n, p, ACCEPTED);
             *targets |= bits;
         }
@@ -78,8 +82,8 @@ void cllm_lora_targets_text(unsigned targets, char *buf, size_t cap) {
 
 void cllm_lora_dims(const cllm_gpt_config *cfg, int target, int *in, int *out) {
     const int C = cfg->n_embd;
-    static const int in_mult[CLLM_LORA_TARGETS] = {1, 1, 1, 4}, out_mult[CLLM_LORA_TARGETS] = {3, 1,
-                                                                                            4, 1};
+    static const int in_mult[CLLM_LORA_TARGETS] = {1, 1, 1, 4},
+                     out_mult[CLLM_LORA_TARGETS] = {3, 1, 4, 1};
     *in = in_mult[target] * C;
     *out = out_mult[target] * C;
 }
@@ -106,7 +110,8 @@ cllm_status cllm_lora_config_check(const cllm_gpt_config *cfg, const cllm_lora_c
                          "LoRA alpha %g: must be a positive number (the scale is alpha / rank)",
                          (double)lc->alpha);
     if (lc->init != CLLM_LORA_INIT_KAIMING && lc->init != CLLM_LORA_INIT_GAUSSIAN)
-        return cllm_fail(CLLM_ERR_USAGE, "LoRA init %d: must be kaiming or gaussian", (int)lc->init);
+        return cllm_fail(CLLM_ERR_USAGE, "LoRA init %d: must be kaiming or gaussian",
+                         (int)lc->init);
     return CLLM_OK;
 }
 
@@ -143,7 +148,8 @@ void cllm_lora_offsets(const cllm_gpt_config *cfg, const cllm_lora_config *lc, i
 
 static int n_targets(unsigned targets) {
     int n = 0;
-    for (int t = 0; t < CLLM_LORA_TARGETS; t++) n += (targets & CLLM_LORA_BIT(t)) != 0;
+    for (int t = 0; t < CLLM_LORA_TARGETS; t++)
+        n += (targets & CLLM_LORA_BIT(t)) != 0;
     return n;
 }
 
@@ -167,8 +173,8 @@ void cllm_lora_tensor(const cllm_gpt_config *cfg, const cllm_lora_config *lc, in
     ti->offset = ti->is_b ? b : a;
     ti->shape[0] = ti->is_b ? out : lc->rank;
     ti->shape[1] = ti->is_b ? lc->rank : in;
-    snprintf(ti->name, sizeof ti->name, PEFT_PREFIX "h.%d.%s.lora_%c.weight", ti->layer,
-             MODULES[t], ti->is_b ? 'B' : 'A');
+    snprintf(ti->name, sizeof ti->name, PEFT_PREFIX "h.%d.%s.lora_%c.weight", ti->layer, MODULES[t],
+             ti->is_b ? 'B' : 'A');
 }
 
 /* ---------------------------------------------------------------- values */
@@ -204,7 +210,8 @@ void cllm_lora_init_host(const cllm_gpt_config *cfg, const cllm_lora_config *lc,
             /* kaiming_uniform_(lora_A, a=sqrt(5)): gain sqrt(2 / (1 + 5)), bound
              * gain * sqrt(3 / fan_in) = 1 / sqrt(fan_in), fan_in = in */
             double bound = 1.0 / sqrt((double)t.shape[1]);
-            for (size_t k = 0; k < n; k++) a[k] = (float)(bound * (2.0 * rng_uniform(&s) - 1.0));
+            for (size_t k = 0; k < n; k++)
+                a[k] = (float)(bound * (2.0 * rng_uniform(&s) - 1.0));
         }
     }
 }
@@ -237,14 +244,17 @@ void cllm_lora_merge(const cllm_gpt_config *cfg, const cllm_lora_config *lc, flo
             float *W = params + weight_offset(cfg, l, t);
             for (int o = 0; o < out; o++) {
                 /* row o of B A: sum over k of B[o][k] A[k][:] */
-                for (int i = 0; i < in; i++) acc[i] = 0;
+                for (int i = 0; i < in; i++)
+                    acc[i] = 0;
                 for (int k = 0; k < r; k++) {
                     double bk = B[(size_t)o * r + k];
                     const float *ak = A + (size_t)k * in;
-                    for (int i = 0; i < in; i++) acc[i] += bk * ak[i];
+                    for (int i = 0; i < in; i++)
+                        acc[i] += bk * ak[i];
                 }
                 float *w = W + (size_t)o * in;
-                for (int i = 0; i < in; i++) w[i] = (float)(w[i] + scale * acc[i]);
+                for (int i = 0; i < in; i++)
+                    w[i] = (float)(w[i] + scale * acc[i]);
             }
         }
     free(acc);
@@ -261,7 +271,8 @@ bool cllm_lora_present(const char *dir) {
 
 static bool all_finite(const float *x, size_t n) {
     int bad = 0;
-    for (size_t i = 0; i < n; i++) bad |= !isfinite(x[i]);
+    for (size_t i = 0; i < n; i++)
+        bad |= !isfinite(x[i]);
     return !bad;
 }
 
@@ -284,7 +295,8 @@ static cllm_status fill_le(void *user, int index, void *dst, size_t bytes) {
     for (size_t k = 0; k < n; k++) {
         uint32_t u;
         memcpy(&u, &src[k], 4);
-        for (int b = 0; b < 4; b++) d[4 * k + (size_t)b] = (unsigned char)(u >> (8 * b));
+        for (int b = 0; b < 4; b++)
+            d[4 * k + (size_t)b] = (unsigned char)(u >> (8 * b));
     }
     return CLLM_OK;
 }
@@ -296,8 +308,9 @@ static cllm_status write_tensors(const char *path, const cllm_gpt_config *cfg,
                                  int n_meta) {
     const size_t numel = cllm_lora_numel(cfg, lc);
     if (!all_finite(src0, numel) || (src1 && !all_finite(src1, numel)))
-        return cllm_fail(CLLM_ERR_NUMERIC, "%s: the LoRA adapters hold non-finite values (NaN or "
-                                           "Inf): refusing to save diverged adapters",
+        return cllm_fail(CLLM_ERR_NUMERIC,
+                         "%s: the LoRA adapters hold non-finite values (NaN or "
+                         "Inf): refusing to save diverged adapters",
                          path);
     int n = cllm_lora_tensor_count(cfg, lc), total = src1 ? 2 * n : n;
     cllm_st_entry *e = calloc((size_t)total, sizeof *e);
@@ -367,8 +380,8 @@ cllm_status cllm_lora_save(const char *dir, const cllm_gpt_config *cfg, const cl
     cllm_status st = cllm_lora_config_check(cfg, lc);
     if (st != CLLM_OK) return st;
     static const cllm_st_meta meta[] = {{"format", "pt"}, {"producer", "cllm"}};
-    char *mp = cllm_path_join(dir, CLLM_LORA_MODEL_FILE), *cp = cllm_path_join(dir,
-                                                                               CLLM_LORA_CONFIG_FILE);
+    char *mp = cllm_path_join(dir, CLLM_LORA_MODEL_FILE),
+         *cp = cllm_path_join(dir, CLLM_LORA_CONFIG_FILE);
     char *text = config_json(lc, base_model);
     if (!mp || !cp || !text) {
         st = cllm_fail(CLLM_ERR_NOMEM, "out of memory");
@@ -412,8 +425,9 @@ static cllm_status parse_config(const char *path, const char *text, cllm_lora_co
     }
     const cJSON *pt = cJSON_GetObjectItemCaseSensitive(j, "peft_type");
     if (!cJSON_IsString(pt) || strcmp(pt->valuestring, "LORA")) {
-        st = cllm_fail(CLLM_ERR_FORMAT, "%s: \"peft_type\" is %s; cllm reads LoRA adapters "
-                                        "(\"LORA\")",
+        st = cllm_fail(CLLM_ERR_FORMAT,
+                       "%s: \"peft_type\" is %s; cllm reads LoRA adapters "
+                       "(\"LORA\")",
                        path, cJSON_IsString(pt) ? pt->valuestring : "missing");
         goto fail;
     }
@@ -423,9 +437,8 @@ static cllm_status parse_config(const char *path, const char *text, cllm_lora_co
     if ((r && (!cJSON_IsNumber(r) || r->valuedouble != floor(r->valuedouble) ||
                r->valuedouble < 1 || r->valuedouble > 1e6)) ||
         (alpha && !cJSON_IsNumber(alpha))) {
-        st = cllm_fail(CLLM_ERR_FORMAT, "%s: \"%s\" must be %s", path, r && !cJSON_IsNumber(alpha)
-                                                                           ? "r"
-                                                                           : "lora_alpha",
+        st = cllm_fail(CLLM_ERR_FORMAT, "%s: \"%s\" must be %s", path,
+                       r && !cJSON_IsNumber(alpha) ? "r" : "lora_alpha",
                        "a positive number (r an integer)");
         goto fail;
     }
@@ -435,14 +448,15 @@ static cllm_status parse_config(const char *path, const char *text, cllm_lora_co
     static const char *const must_be_false[] = {"use_dora", "use_rslora"};
     for (size_t i = 0; i < sizeof must_be_false / sizeof *must_be_false; i++)
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, must_be_false[i]))) {
-            st = cllm_fail(CLLM_ERR_UNSUPPORTED, "%s: \"%s\": true is not supported (cllm applies "
-                                                 "plain LoRA)",
+            st = cllm_fail(CLLM_ERR_UNSUPPORTED,
+                           "%s: \"%s\": true is not supported (cllm applies "
+                           "plain LoRA)",
                            path, must_be_false[i]);
             goto fail;
         }
     static const char *const must_be_empty[] = {"layers_to_transform", "layers_pattern",
-                                                "modules_to_save", "rank_pattern",
-                                                "alpha_pattern", "layer_replication"};
+                                                "modules_to_save",     "rank_pattern",
+                                                "alpha_pattern",       "layer_replication"};
     for (size_t i = 0; i < sizeof must_be_empty / sizeof *must_be_empty; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, must_be_empty[i]);
         bool empty = !v || cJSON_IsNull(v) ||
@@ -457,9 +471,11 @@ static cllm_status parse_config(const char *path, const char *text, cllm_lora_co
         }
     }
     const cJSON *bias = cJSON_GetObjectItemCaseSensitive(j, "bias");
-    if (bias && !cJSON_IsNull(bias) && !(cJSON_IsString(bias) && !strcmp(bias->valuestring, "none"))) {
-        st = cllm_fail(CLLM_ERR_UNSUPPORTED, "%s: \"bias\" must be \"none\" (trained biases are "
-                                             "not supported)",
+    if (bias && !cJSON_IsNull(bias) &&
+        !(cJSON_IsString(bias) && !strcmp(bias->valuestring, "none"))) {
+        st = cllm_fail(CLLM_ERR_UNSUPPORTED,
+                       "%s: \"bias\" must be \"none\" (trained biases are "
+                       "not supported)",
                        path);
         goto fail;
     }
@@ -477,8 +493,8 @@ static cllm_status parse_config(const char *path, const char *text, cllm_lora_co
         }
     } else if (cJSON_IsArray(tm)) {
         for (const cJSON *e = tm->child; e; e = e->next) {
-            unsigned bits = cJSON_IsString(e) ? match_name(e->valuestring, strlen(e->valuestring))
-                                              : 0;
+            unsigned bits =
+                cJSON_IsString(e) ? match_name(e->valuestring, strlen(e->valuestring)) : 0;
             if (!bits) {
                 st = cllm_fail(CLLM_ERR_UNSUPPORTED,
                                "%s: \"target_modules\" entry %s%.60s%s: cllm puts adapters only "
@@ -514,8 +530,8 @@ static bool is_name_of(const char *name, const char *prefix, const cllm_lora_ten
     size_t pl = strlen(prefix), bl = strlen(PEFT_PREFIX_BARE);
     if (strncmp(name, prefix, pl)) return false;
     name += pl;
-    return !strcmp(name, t->name) ||
-           (!strncmp(name, PEFT_PREFIX_BARE, bl) && !strcmp(name + bl, t->name + strlen(PEFT_PREFIX)));
+    return !strcmp(name, t->name) || (!strncmp(name, PEFT_PREFIX_BARE, bl) &&
+                                      !strcmp(name + bl, t->name + strlen(PEFT_PREFIX)));
 }
 
 /* Read every adapter tensor of `lc`, for each of the `np` prefixes (prefix[k] + name into
@@ -576,8 +592,9 @@ static cllm_status read_tensors(const char *path, const cllm_gpt_config *cfg,
         float *d = dst[k / n] + t.offset;
         CLLM_TRY(cllm_safetensors_read_f32(sf, x, d));
         if (!all_finite(d, x->numel)) {
-            st = cllm_fail(CLLM_ERR_NUMERIC, "%s: tensor \"%s\" holds non-finite values (NaN or "
-                                             "Inf)",
+            st = cllm_fail(CLLM_ERR_NUMERIC,
+                           "%s: tensor \"%s\" holds non-finite values (NaN or "
+                           "Inf)",
                            path, x->name);
             goto fail;
         }

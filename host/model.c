@@ -70,7 +70,8 @@ cllm_status cllm_model_load(cllm_model **out, cllm_runtime *rt, const char *path
     CLLM_TRY(cllm_gpt_set_params(mdl->gpt, mdl->ck.params));
     if (o.lora.rank > 0 && ck->lora_params) {
         CLLM_TRY(cllm_gpt_lora_set_params(mdl->gpt, ck->lora_params));
-        if (o.training && ck->lora_m) CLLM_TRY(cllm_gpt_lora_set_adam(mdl->gpt, ck->lora_m, ck->lora_v));
+        if (o.training && ck->lora_m)
+            CLLM_TRY(cllm_gpt_lora_set_adam(mdl->gpt, ck->lora_m, ck->lora_v));
     } else if (o.lora.rank > 0) {
         CLLM_TRY(cllm_gpt_lora_init_weights(mdl->gpt, lo->lora_seed));
     }

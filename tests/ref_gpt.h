@@ -94,7 +94,8 @@ static inline void ref_lora_backward(const ref_gpt *r, int l, int target, double
         for (int k = 0; k < R; k++)
             for (int c = 0; c < in; c++) {
                 dA[(size_t)k * in + c] += du[(size_t)i * R + k] * inp[(size_t)i * in + c];
-                if (dinp) dinp[(size_t)i * in + c] += du[(size_t)i * R + k] * Am[(size_t)k * in + c];
+                if (dinp)
+                    dinp[(size_t)i * in + c] += du[(size_t)i * R + k] * Am[(size_t)k * in + c];
             }
     free(u);
     free(du);
@@ -136,6 +137,22 @@ static inline void ref_gpt_free(ref_gpt *r) {
                      r->lnf_mean, r->lnf_rstd, r->logits,   r->losses};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         free(all[i]);
+}
+
+/* Parameters with some spread for the tests (GPT-2's init makes every softmax nearly uniform,
+ * which would let mistakes hide): weights N(0, 0.2), biases and shifts N(0, 0.1), LayerNorm gains
+ * 1 + N(0, 0.1), each rounded to float; wte's padding rows zero. */
+static inline void ref_gpt_random_params(test_rng *rng, const cllm_gpt_config *cfg, double *p) {
+    cllm_gpt_layout lay;
+    cllm_gpt_layout_compute(cfg, &lay);
+    for (int t = 0; t < CLLM_P_COUNT; t++) {
+        bool gain = t == CLLM_P_LN1W || t == CLLM_P_LN2W || t == CLLM_P_LNFW;
+        double sd = cllm_gpt_param_decays(t) ? 0.2 : 0.1;
+        for (size_t i = 0; i < lay.numel[t]; i++)
+            p[lay.offset[t] + i] = (float)((gain ? 1.0 : 0.0) + sd * test_rng_normal(rng));
+    }
+    for (size_t i = (size_t)cfg->vocab_size * cfg->n_embd; i < lay.numel[CLLM_P_WTE]; i++)
+        p[lay.offset[CLLM_P_WTE] + i] = 0;
 }
 
 /* Forward over tokens (B, T); with targets, returns the mean loss over non-ignored targets. */

@@ -18,20 +18,6 @@ static const cllm_gpt_config CFG = {.vocab_size = 101,
                                     .layer_norm_epsilon = 1e-5f,
                                     .initializer_range = 0.02f};
 
-/* Parameters with some spread (GPT-2's init makes every softmax nearly uniform, which would let
- * mistakes hide): weights N(0, 0.2), biases and shifts N(0, 0.1), LayerNorm gains 1 + N(0, 0.1),
- * wte's padding rows zero. */
-static void random_params(test_rng *rng, const cllm_gpt_layout *lay, double *p) {
-    for (int t = 0; t < CLLM_P_COUNT; t++) {
-        bool gain = t == CLLM_P_LN1W || t == CLLM_P_LN2W || t == CLLM_P_LNFW;
-        double sd = cllm_gpt_param_decays(t) ? 0.2 : 0.1;
-        for (size_t i = 0; i < lay->numel[t]; i++)
-            p[lay->offset[t] + i] = (float)((gain ? 1.0 : 0.0) + sd * test_rng_normal(rng));
-    }
-    for (size_t i = (size_t)CFG.vocab_size * CFG.n_embd; i < lay->numel[CLLM_P_WTE]; i++)
-        p[lay->offset[CLLM_P_WTE] + i] = 0;
-}
-
 static void random_ids(test_rng *rng, uint32_t *ids, size_t n, int ignore_every) {
     for (size_t i = 0; i < n; i++) {
         ids[i] = (uint32_t)(test_rng_u64(rng) % (uint64_t)CFG.vocab_size);
@@ -111,7 +97,7 @@ int main(void) {
     const int B = 3, T = 9;
     double *p = ref_alloc(P), *g = ref_alloc(P), *g2 = ref_alloc(P);
     float *fp = malloc(P * sizeof(float)), *fg = malloc(P * sizeof(float));
-    random_params(&rng, &lay, p);
+    ref_gpt_random_params(&rng, &CFG, p);
     ref_to_float(fp, p, P);
     uint32_t tok[27], tg[27], tok2[27], tg2[27];
     random_ids(&rng, tok, 27, 0);

@@ -24,20 +24,6 @@ static const cllm_gpt_config CFG = {.vocab_size = 101,
                                     .layer_norm_epsilon = 1e-5f,
                                     .initializer_range = 0.02f};
 
-/* Base parameters with spread (as tests/test_gpt.c draws them), wte's padding rows zero. */
-static void random_params(test_rng *rng, const cllm_gpt_config *cfg, double *p) {
-    cllm_gpt_layout lay;
-    cllm_gpt_layout_compute(cfg, &lay);
-    for (int t = 0; t < CLLM_P_COUNT; t++) {
-        bool gain = t == CLLM_P_LN1W || t == CLLM_P_LN2W || t == CLLM_P_LNFW;
-        double sd = cllm_gpt_param_decays(t) ? 0.2 : 0.1;
-        for (size_t i = 0; i < lay.numel[t]; i++)
-            p[lay.offset[t] + i] = (float)((gain ? 1.0 : 0.0) + sd * test_rng_normal(rng));
-    }
-    for (size_t i = (size_t)cfg->vocab_size * cfg->n_embd; i < lay.numel[CLLM_P_WTE]; i++)
-        p[lay.offset[CLLM_P_WTE] + i] = 0;
-}
-
 /* Adapters as PEFT initialises A, with B drawn N(0, 0.3) (a trained adapter) so that every
  * gradient is exercised. */
 static void random_adapters(test_rng *rng, const cllm_lora_config *lc, double *ad) {
@@ -69,7 +55,8 @@ static void check_adapters(const char *what, const cllm_gpt_config *cfg, const c
         cllm_lora_tensor(cfg, lc, i, &t);
         size_t n = (size_t)t.shape[0] * t.shape[1], wi = 0;
         double norm = 0, worst = 0;
-        for (size_t k = 0; k < n; k++) norm += ref[t.offset + k] * ref[t.offset + k];
+        for (size_t k = 0; k < n; k++)
+            norm += ref[t.offset + k] * ref[t.offset + k];
         norm = sqrt(norm);
         for (size_t k = 0; k < n; k++) {
             double d = fabs(got[t.offset + k] - ref[t.offset + k]);
@@ -97,14 +84,16 @@ static float *all_logits(cllm_gpt *m, int B, int T) {
     const int V = cllm_gpt_get_config(m)->vocab_size;
     float *lg = malloc((size_t)B * T * V * sizeof *lg);
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) CHECK_OK(cllm_gpt_get_logits(m, b, t, lg + ((size_t)b * T + t) * V));
+        for (int t = 0; t < T; t++)
+            CHECK_OK(cllm_gpt_get_logits(m, b, t, lg + ((size_t)b * T + t) * V));
     return lg;
 }
 
 static float *ref_logits(const ref_gpt *r) {
     const int V = r->cfg.vocab_size, N = r->B * r->T;
     float *lg = malloc((size_t)N * V * sizeof *lg);
-    for (int i = 0; i < N; i++) ref_to_float(lg + (size_t)i * V, r->logits + (size_t)i * r->Vp, V);
+    for (int i = 0; i < N; i++)
+        ref_to_float(lg + (size_t)i * V, r->logits + (size_t)i * r->Vp, V);
     return lg;
 }
 
@@ -133,7 +122,8 @@ static void check_case(cllm_runtime *rt, const lora_case *c, const double *p, co
     test_rng rng = {1000u + (uint64_t)c->rank * 7 + c->targets};
     cllm_lora_config lc = {.rank = c->rank, .alpha = c->alpha, .targets = c->targets};
     const size_t n = cllm_lora_numel(&CFG, &lc), N = (size_t)c->B * c->T;
-    double *ad = ref_alloc(n), *gad = ref_alloc(n), *gbase = ref_alloc(cllm_lora_numel(&CFG, &lc) + 1);
+    double *ad = ref_alloc(n), *gad = ref_alloc(n),
+           *gbase = ref_alloc(cllm_lora_numel(&CFG, &lc) + 1);
     cllm_gpt_layout lay;
     cllm_gpt_layout_compute(&CFG, &lay);
     double *g = ref_alloc(lay.total);
@@ -178,7 +168,8 @@ static void check_case(cllm_runtime *rt, const lora_case *c, const double *p, co
     CHECK_OK(cllm_gpt_forward(m, tok, tg, c->B, c->T));
     CHECK_OK(cllm_gpt_backward(m, 0.5f));
     CHECK_OK(cllm_gpt_lora_get_grads(m, fg));
-    for (size_t i = 0; i < n; i++) gbase[i] = 1.5 * gad[i];
+    for (size_t i = 0; i < n; i++)
+        gbase[i] = 1.5 * gad[i];
     check_adapters("accumulated", &CFG, &lc, fg, gbase, 1e-4);
     cllm_gpt_free(m);
     ref_gpt_free(&r);
@@ -220,8 +211,8 @@ static float *fx_adapters(cllm_safetensors *st, const cllm_gpt_config *cfg,
 }
 
 static void check_fixture(cllm_runtime *rt) {
-    char *dir = test_fixture("lora_tiny"), *rp = dir ? cllm_path_join(dir, "reference.safetensors")
-                                                      : NULL;
+    char *dir = test_fixture("lora_tiny"),
+         *rp = dir ? cllm_path_join(dir, "reference.safetensors") : NULL;
     cllm_checkpoint ck = {0};
     cllm_safetensors *st = NULL;
     if (!rp) return;
@@ -231,8 +222,8 @@ static void check_fixture(cllm_runtime *rt) {
     CHECK(!strcmp(cllm_safetensors_metadata(st, "format"), "cllm-lora-fixture/1"));
     const int B = (int)meta_num(st, "B"), T = (int)meta_num(st, "T"), V = ck.cfg.vocab_size;
     /* PEFT's target_modules ["c_attn", "c_proj", "c_fc"]: "c_proj" is both projections */
-    CHECK(ck.lora.rank == (int)meta_num(st, "r") && ck.lora.alpha == (float)meta_num(st, "lora_alpha") &&
-          ck.lora.targets == CLLM_LORA_ALL);
+    CHECK(ck.lora.rank == (int)meta_num(st, "r") &&
+          ck.lora.alpha == (float)meta_num(st, "lora_alpha") && ck.lora.targets == CLLM_LORA_ALL);
     {
         cllm_lora_config again;
         float *ad = NULL;
@@ -258,7 +249,8 @@ static void check_fixture(cllm_runtime *rt) {
     CHECK_OK(cllm_gpt_lora_set_params(m, ck.lora_params));
     CHECK_OK(cllm_gpt_zero_grad(m));
     CHECK_OK(cllm_gpt_forward(m, tok, tg, B, T));
-    float *lg = all_logits(m, B, T), *rl = fx_read(st, "logits", N * V), *rloss = fx_read(st, "loss", 1);
+    float *lg = all_logits(m, B, T), *rl = fx_read(st, "logits", N * V),
+          *rloss = fx_read(st, "loss", 1);
     float loss = 0;
     if (rl) CHECK_ALLCLOSE("PyTorch LoRA logits", lg, rl, N * V, 1e-5, 1e-4);
     CHECK_OK(cllm_gpt_get_loss(m, &loss));
@@ -279,7 +271,8 @@ static void check_fixture(cllm_runtime *rt) {
                             .beta2 = (float)meta_num(st, "beta2"),
                             .eps = (float)meta_num(st, "eps"),
                             .weight_decay = (float)meta_num(st, "weight_decay")};
-    float max_norm = (float)meta_num(st, "max_norm"), *tl = fx_read(st, "train.loss", (size_t)steps),
+    float max_norm = (float)meta_num(st, "max_norm"),
+          *tl = fx_read(st, "train.loss", (size_t)steps),
           *tn = fx_read(st, "train.grad_norm", (size_t)steps);
     for (int s = 1; s <= steps && tl && tn; s++) {
         float norm = 0;
@@ -289,9 +282,9 @@ static void check_fixture(cllm_runtime *rt) {
         CHECK_OK(cllm_gpt_clip_grad_norm(m, max_norm, &norm));
         CHECK_OK(cllm_gpt_adamw_step(m, &hp, s));
         CHECK_OK(cllm_gpt_get_loss(m, &loss));
-        CHECK_MSG(test_close(loss, tl[s - 1], 1e-6, 1e-5) && test_close(norm, tn[s - 1], 1e-7, 1e-4),
-                  "step %d: loss %.8g norm %.8g, PyTorch %.8g %.8g", s, loss, norm, tl[s - 1],
-                  tn[s - 1]);
+        CHECK_MSG(
+            test_close(loss, tl[s - 1], 1e-6, 1e-5) && test_close(norm, tn[s - 1], 1e-7, 1e-4),
+            "step %d: loss %.8g norm %.8g, PyTorch %.8g %.8g", s, loss, norm, tl[s - 1], tn[s - 1]);
     }
     float *fin = fx_adapters(st, &ck.cfg, &ck.lora, "final.");
     CHECK_OK(cllm_gpt_lora_get_params(m, fg));
@@ -311,13 +304,15 @@ static void check_fixture(cllm_runtime *rt) {
         if (!cllm_safetensors_find(st, name)) continue;
         float *x = fx_read(st, name, (size_t)h.rows * h.cols);
         for (int a = 0; x && a < h.rows; a++) /* HF (cols, rows) -> cllm (rows, cols) */
-            for (int b = 0; b < h.cols; b++) merged[(size_t)a * h.cols + b] = x[(size_t)b * h.rows + a];
+            for (int b = 0; b < h.cols; b++)
+                merged[(size_t)a * h.cols + b] = x[(size_t)b * h.rows + a];
         if (x) CHECK_ALLCLOSE(name, mp + h.offset, merged, (size_t)h.rows * h.cols, 1e-7, 1e-6);
         free(x);
     }
     free(merged), free(mp);
     cllm_gpt_free(m);
-    free(in32), free(tg32), free(tok), free(tg), free(lg), free(rl), free(rloss), free(fg), free(rg);
+    free(in32), free(tg32), free(tok), free(tg), free(lg), free(rl), free(rloss), free(fg),
+        free(rg);
     free(rgd), free(tl), free(tn), free(fin);
 out:
     cllm_safetensors_free(st);
@@ -336,7 +331,7 @@ int main(void) {
     const int B = 3, T = 9, V = CFG.vocab_size;
     double *p = ref_alloc(P);
     float *fp = malloc(P * sizeof *fp), *fp2 = malloc(P * sizeof *fp2);
-    random_params(&rng, &CFG, p);
+    ref_gpt_random_params(&rng, &CFG, p);
     ref_to_float(fp, p, P);
 
     /* 1-2. Reference against finite differences, device against reference. */
@@ -345,7 +340,8 @@ int main(void) {
         {1, 2.0f, CLLM_LORA_BIT(CLLM_LORA_QKV) | CLLM_LORA_BIT(CLLM_LORA_FCPROJ), 2, 5},
         {2, 16.0f, CLLM_LORA_BIT(CLLM_LORA_ATTPROJ) | CLLM_LORA_BIT(CLLM_LORA_FC), 3, 9},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_case(rt, &cases[i], p, fp);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        check_case(rt, &cases[i], p, fp);
 
     /* 3. B = 0 at init: exactly (bitwise) the base model's logits; A as PEFT draws it. */
     cllm_lora_config lc = {.rank = 3, .alpha = 5.0f, .targets = CLLM_LORA_ALL};
@@ -371,12 +367,15 @@ int main(void) {
         cllm_lora_tensor(&CFG, &lc, i, &t);
         size_t cnt = (size_t)t.shape[0] * t.shape[1];
         double mx = 0, s2 = 0, bound = 1.0 / sqrt((double)t.shape[1]);
-        for (size_t k = 0; k < cnt; k++) mx = fmax(mx, fabs(a0[t.offset + k])), s2 += a0[t.offset + k] * a0[t.offset + k];
+        for (size_t k = 0; k < cnt; k++)
+            mx = fmax(mx, fabs(a0[t.offset + k])), s2 += a0[t.offset + k] * a0[t.offset + k];
         if (t.is_b)
             CHECK_MSG(mx == 0, "%s starts at %g, not 0", t.name, mx);
         else /* U(-b, b): sd b / sqrt(3); 90..360 draws */
-            CHECK_MSG(mx <= bound && mx > 0.8 * bound && fabs(sqrt(s2 / cnt) - bound / sqrt(3)) < 0.2 * bound,
-                      "%s: max |a| %g, sd %g; kaiming-uniform bound %g", t.name, mx, sqrt(s2 / cnt), bound);
+            CHECK_MSG(mx <= bound && mx > 0.8 * bound &&
+                          fabs(sqrt(s2 / cnt) - bound / sqrt(3)) < 0.2 * bound,
+                      "%s: max |a| %g, sd %g; kaiming-uniform bound %g", t.name, mx, sqrt(s2 / cnt),
+                      bound);
     }
     cllm_lora_config lg = lc;
     lg.init = CLLM_LORA_INIT_GAUSSIAN;
@@ -386,9 +385,11 @@ int main(void) {
     for (int i = 0; i < cllm_lora_tensor_count(&CFG, &lg); i += 2) {
         cllm_lora_tensor_info t;
         cllm_lora_tensor(&CFG, &lg, i, &t);
-        for (size_t k = 0; k < (size_t)t.shape[0] * t.shape[1]; k++, na++) s2 += a1[t.offset + k] * a1[t.offset + k];
+        for (size_t k = 0; k < (size_t)t.shape[0] * t.shape[1]; k++, na++)
+            s2 += a1[t.offset + k] * a1[t.offset + k];
     }
-    CHECK_MSG(fabs(sqrt(s2 / na) - 1.0 / 3) < 0.05 / 3, "gaussian init: sd %g, want 1/r", sqrt(s2 / na));
+    CHECK_MSG(fabs(sqrt(s2 / na) - 1.0 / 3) < 0.05 / 3, "gaussian init: sd %g, want 1/r",
+              sqrt(s2 / na));
 
     /* 4. AdamW steps on the adapters: the base bitwise unchanged, the adapters as the reference
      * moves them (clipping over the adapters, decay on every adapter matrix). */
@@ -398,12 +399,14 @@ int main(void) {
     ref_gpt r;
     ref_gpt_init(&r, &CFG, B, T);
     ref_gpt_set_lora(&r, &lc, ad, gad);
-    cllm_adamw_params hp = {.lr = 2e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+    cllm_adamw_params hp = {
+        .lr = 2e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
     for (int step = 1; step <= 5; step++) {
         double loss = ref_gpt_forward(&r, p, tok, tg), n2 = 0;
         memset(gad, 0, n * sizeof *gad);
         ref_gpt_backward(&r, g, p, tok, tg, 1.0);
-        for (size_t i = 0; i < n; i++) n2 += gad[i] * gad[i];
+        for (size_t i = 0; i < n; i++)
+            n2 += gad[i] * gad[i];
         double coef = fmin(1.0, 0.5 / (sqrt(n2) + 1e-6)), bc1 = 1 - pow(hp.beta1, step),
                bc2 = 1 - pow(hp.beta2, step);
         for (size_t i = 0; i < n; i++) {
@@ -421,7 +424,8 @@ int main(void) {
         CHECK_OK(cllm_gpt_adamw_step(m, &hp, step));
         CHECK_OK(cllm_gpt_get_loss(m, &dl));
         CHECK_MSG(test_close(dl, loss, 1e-6, 1e-5) && test_close(norm, sqrt(n2), 1e-7, 1e-4),
-                  "step %d: loss %.8g norm %.8g, reference %.8g %.8g", step, dl, norm, loss, sqrt(n2));
+                  "step %d: loss %.8g norm %.8g, reference %.8g %.8g", step, dl, norm, loss,
+                  sqrt(n2));
     }
     CHECK_OK(cllm_gpt_get_params(m, fp2));
     CHECK_MSG(!memcmp(fp, fp2, P * sizeof *fp), "AdamW steps under LoRA changed base parameters");
@@ -429,14 +433,16 @@ int main(void) {
     float *rad = ref_floats(ad, n);
     CHECK_ALLCLOSE("adapters after 5 AdamW steps", a1, rad, n, 1e-5, 1e-4);
     size_t moved = 0;
-    for (size_t i = 0; i < n; i++) moved += a1[i] != a0[i];
+    for (size_t i = 0; i < n; i++)
+        moved += a1[i] != a0[i];
     CHECK_MSG(moved == n, "only %zu of %zu adapter values moved", moved, n);
     float *fm = malloc(n * sizeof *fm), *fv = malloc(n * sizeof *fv);
     CHECK_OK(cllm_gpt_lora_get_adam(m, fm, fv));
     float *rmo = ref_floats(mo, n);
     CHECK_ALLCLOSE("adapter AdamW m after 5 steps", fm, rmo, n, 1e-7, 1e-3);
     /* the base-only calls are refused, one line each */
-    CHECK(cllm_gpt_get_grads(m, fp2) == CLLM_ERR_STATE && strstr(cllm_last_error(), "frozen under LoRA"));
+    CHECK(cllm_gpt_get_grads(m, fp2) == CLLM_ERR_STATE &&
+          strstr(cllm_last_error(), "frozen under LoRA"));
     CHECK(cllm_gpt_get_adam(m, fp2, fp2) == CLLM_ERR_STATE);
     CHECK(cllm_gpt_set_adam(m, fp2, fp2) == CLLM_ERR_STATE);
     CHECK(cllm_gpt_get_lora(m)->rank == 3);
@@ -499,7 +505,8 @@ int main(void) {
     float *lc1 = malloc((size_t)V * sizeof *lc1);
     for (int pos = 0; pos < T; pos += pos ? 1 : 5) {
         int cnt = pos ? 1 : 5;
-        for (int b = 0; b < B; b++) memcpy(part + b * cnt, tok + b * T + pos, (size_t)cnt * sizeof *tok);
+        for (int b = 0; b < B; b++)
+            memcpy(part + b * cnt, tok + b * T + pos, (size_t)cnt * sizeof *tok);
         CHECK_OK(cllm_gpt_forward_cached(mi, part, B, cnt, pos));
         for (int b = 0; b < B; b++)
             for (int i = 0; i < cnt; i++) {
@@ -525,13 +532,15 @@ int main(void) {
     CHECK_OK(cllm_lora_load_optimizer(dir, &CFG, &back, &lm, &lv));
     CHECK(lm && lv && !memcmp(lm, fm, n * sizeof *lm) && !memcmp(lv, fv, n * sizeof *lv));
     free(la), free(lm), free(lv), free(bm);
-    char *ap = cllm_path_join(dir, CLLM_LORA_MODEL_FILE), *cp = cllm_path_join(dir, CLLM_LORA_CONFIG_FILE),
-         *text = NULL;
+    char *ap = cllm_path_join(dir, CLLM_LORA_MODEL_FILE),
+         *cp = cllm_path_join(dir, CLLM_LORA_CONFIG_FILE), *text = NULL;
     cllm_safetensors *sf = NULL;
     CHECK_OK(cllm_safetensors_open(&sf, ap));
     if (sf) {
-        const cllm_st_tensor *t = cllm_safetensors_find(sf, "base_model.model.transformer.h.1.mlp.c_proj.lora_B.weight");
-        CHECK(t && t->dtype == CLLM_ST_F32 && t->ndim == 2 && t->shape[0] == 30 && t->shape[1] == 3);
+        const cllm_st_tensor *t =
+            cllm_safetensors_find(sf, "base_model.model.transformer.h.1.mlp.c_proj.lora_B.weight");
+        CHECK(t && t->dtype == CLLM_ST_F32 && t->ndim == 2 && t->shape[0] == 30 &&
+              t->shape[1] == 3);
         t = cllm_safetensors_find(sf, "base_model.model.transformer.h.0.mlp.c_proj.lora_A.weight");
         CHECK(t && t->shape[0] == 3 && t->shape[1] == 120);
         CHECK(cllm_safetensors_count(sf) == 16);
@@ -546,15 +555,21 @@ int main(void) {
 
     /* ... and inside a checkpoint beside the base model, which still loads as the base alone */
     char *run = test_tmpdir("lora_run");
-    cllm_checkpoint ck = {.cfg = CFG, .params = fp, .lora = lc, .lora_params = a1, .lora_m = fm,
-                          .lora_v = fv, .state_json = "{\"step\": 5}"};
+    cllm_checkpoint ck = {.cfg = CFG,
+                          .params = fp,
+                          .lora = lc,
+                          .lora_params = a1,
+                          .lora_m = fm,
+                          .lora_v = fv,
+                          .state_json = "{\"step\": 5}"};
     char *step = NULL;
     CHECK_OK(cllm_checkpoint_save(run, 5, &ck, 0, &step));
     cllm_checkpoint in = {0};
     CHECK_OK(cllm_checkpoint_load(run, true, &in));
     CHECK(in.params && !memcmp(in.params, fp, P * sizeof *fp) && in.adam_m == NULL);
     CHECK(in.lora.rank == 3 && in.lora_params && !memcmp(in.lora_params, a1, n * sizeof *a1));
-    CHECK(in.lora_m && !memcmp(in.lora_m, fm, n * sizeof *fm) && !memcmp(in.lora_v, fv, n * sizeof *fv));
+    CHECK(in.lora_m && !memcmp(in.lora_m, fm, n * sizeof *fm) &&
+          !memcmp(in.lora_v, fv, n * sizeof *fv));
     cllm_checkpoint_clear(&in);
     /* the adapters' base is the step directory's own model (absolute path) */
     CHECK_OK(cllm_lora_load(step, &CFG, &back, &la, &bm));
@@ -568,7 +583,8 @@ int main(void) {
 
     /* ... and onto the device: merged for a plain model, as adapters for a LoRA one */
     cllm_model *mdl = NULL;
-    cllm_gpt_opts mo_plain = {.max_batch = 1}, mo_lora = {.max_batch = 1, .training = true, .lora = lc};
+    cllm_gpt_opts mo_plain = {.max_batch = 1},
+                  mo_lora = {.max_batch = 1, .training = true, .lora = lc};
     cllm_model_load_opts mlo = {.want_optimizer = true, .lora_seed = 7};
     CHECK_OK(cllm_model_load(&mdl, rt, run, &mo_plain, NULL));
     if (mdl) {
@@ -583,7 +599,8 @@ int main(void) {
     cllm_model_free(mdl);
     CHECK_OK(cllm_model_load(&mdl, rt, run, &mo_lora, &mlo));
     if (mdl) {
-        float *got = malloc(n * sizeof *got), *gm = malloc(n * sizeof *gm), *gv = malloc(n * sizeof *gv);
+        float *got = malloc(n * sizeof *got), *gm = malloc(n * sizeof *gm),
+              *gv = malloc(n * sizeof *gv);
         CHECK_OK(cllm_gpt_lora_get_params(mdl->gpt, got));
         CHECK_OK(cllm_gpt_lora_get_adam(mdl->gpt, gm, gv));
         CHECK(!memcmp(got, a1, n * sizeof *got) && !memcmp(gm, fm, n * sizeof *gm) &&
@@ -593,7 +610,8 @@ int main(void) {
     cllm_model_free(mdl);
     mo_lora.lora.rank = 2;
     CHECK(cllm_model_load(&mdl, rt, run, &mo_lora, &mlo) == CLLM_ERR_USAGE && mdl == NULL);
-    CHECK_MSG(strstr(cllm_last_error(), "has LoRA adapters of rank 3, alpha 5 on c_attn,attn.c_proj,c_fc,mlp.c_proj, not the rank 2"),
+    CHECK_MSG(strstr(cllm_last_error(), "has LoRA adapters of rank 3, alpha 5 on "
+                                        "c_attn,attn.c_proj,c_fc,mlp.c_proj, not the rank 2"),
               "message: %s", cllm_last_error());
     /* a checkpoint without adapters: fresh ones, as PEFT initialises them */
     char *run0 = test_tmpdir("lora_run0");
@@ -626,24 +644,28 @@ int main(void) {
                {4, 8, 0, "LoRA targets: none selected"},
                {4, 8, 0x10, "unknown target bits"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        bo.lora = (cllm_lora_config){.rank = bad[i].rank, .alpha = bad[i].alpha, .targets = bad[i].targets};
+        bo.lora = (cllm_lora_config){
+            .rank = bad[i].rank, .alpha = bad[i].alpha, .targets = bad[i].targets};
         CHECK(cllm_gpt_init(&mb, rt, &CFG, &bo) == CLLM_ERR_USAGE && mb == NULL);
         CHECK_MSG(strstr(cllm_last_error(), bad[i].msg) && !strchr(cllm_last_error(), '\n'),
                   "message: %s", cllm_last_error());
     }
     unsigned tb = 0;
     CHECK_OK(cllm_lora_parse_targets("c_attn, c_proj", &tb));
-    CHECK(tb == (CLLM_LORA_BIT(CLLM_LORA_QKV) | CLLM_LORA_BIT(CLLM_LORA_ATTPROJ) | CLLM_LORA_BIT(CLLM_LORA_FCPROJ)));
+    CHECK(tb == (CLLM_LORA_BIT(CLLM_LORA_QKV) | CLLM_LORA_BIT(CLLM_LORA_ATTPROJ) |
+                 CLLM_LORA_BIT(CLLM_LORA_FCPROJ)));
     CHECK_OK(cllm_lora_parse_targets("mlp.c_proj,c_fc", &tb));
     CHECK(tb == (CLLM_LORA_BIT(CLLM_LORA_FC) | CLLM_LORA_BIT(CLLM_LORA_FCPROJ)));
     CHECK_OK(cllm_lora_parse_targets("all-linear", &tb));
     CHECK(tb == CLLM_LORA_ALL);
     CHECK(cllm_lora_parse_targets("c_attn,q_proj", &tb) == CLLM_ERR_USAGE &&
-          strstr(cllm_last_error(), "LoRA target \"q_proj\" is not a projection of GPT-2; accepted:"));
+          strstr(cllm_last_error(),
+                 "LoRA target \"q_proj\" is not a projection of GPT-2; accepted:"));
     CHECK(cllm_lora_parse_targets("proj", &tb) == CLLM_ERR_USAGE); /* suffixes end at a dot */
     CHECK(cllm_lora_parse_targets(" , ", &tb) == CLLM_ERR_USAGE);
     char tt[80];
-    cllm_lora_targets_text(CLLM_LORA_BIT(CLLM_LORA_ATTPROJ) | CLLM_LORA_BIT(CLLM_LORA_FC), tt, sizeof tt);
+    cllm_lora_targets_text(CLLM_LORA_BIT(CLLM_LORA_ATTPROJ) | CLLM_LORA_BIT(CLLM_LORA_FC), tt,
+                           sizeof tt);
     CHECK(!strcmp(tt, "attn.c_proj,c_fc"));
 
     /* adapters that do not fit the model: other width, fewer layers, a corrupt config */
@@ -655,8 +677,8 @@ int main(void) {
                                         "needs [3, 36]"),
               "message: %s", cllm_last_error());
     CHECK(cllm_lora_load(dir, &deep, &back, &la, NULL) == CLLM_ERR_FORMAT);
-    CHECK_MSG(strstr(cllm_last_error(), "h.2.attn.c_attn.lora_A.weight\" is missing"), "message: %s",
-              cllm_last_error());
+    CHECK_MSG(strstr(cllm_last_error(), "h.2.attn.c_attn.lora_A.weight\" is missing"),
+              "message: %s", cllm_last_error());
     cllm_gpt_config shallow = CFG;
     shallow.n_layer = 1;
     CHECK(cllm_lora_load(dir, &shallow, &back, &la, NULL) == CLLM_ERR_FORMAT);
@@ -668,19 +690,23 @@ int main(void) {
     } cfgs[] = {
         {"{\"peft_type\": \"IA3\"}", "\"peft_type\" is IA3", CLLM_ERR_FORMAT},
         {"[1]", "not a JSON object", CLLM_ERR_FORMAT},
-        {"{\"peft_type\": \"LORA\", \"r\": 3, \"lora_alpha\": 5, \"target_modules\": [\"c_attn\", \"lm_head\"]}",
+        {"{\"peft_type\": \"LORA\", \"r\": 3, \"lora_alpha\": 5, \"target_modules\": [\"c_attn\", "
+         "\"lm_head\"]}",
          "entry \"lm_head\"", CLLM_ERR_UNSUPPORTED},
-        {"{\"peft_type\": \"LORA\", \"r\": 3, \"target_modules\": \".*c_attn\"}", "regular expression",
-         CLLM_ERR_UNSUPPORTED},
-        {"{\"peft_type\": \"LORA\", \"r\": 3, \"target_modules\": [\"c_attn\"], \"use_dora\": true}",
+        {"{\"peft_type\": \"LORA\", \"r\": 3, \"target_modules\": \".*c_attn\"}",
+         "regular expression", CLLM_ERR_UNSUPPORTED},
+        {"{\"peft_type\": \"LORA\", \"r\": 3, \"target_modules\": [\"c_attn\"], \"use_dora\": "
+         "true}",
          "\"use_dora\": true is not supported", CLLM_ERR_UNSUPPORTED},
-        {"{\"peft_type\": \"LORA\", \"r\": 3, \"target_modules\": [\"c_attn\"], \"layers_to_transform\": [0]}",
+        {"{\"peft_type\": \"LORA\", \"r\": 3, \"target_modules\": [\"c_attn\"], "
+         "\"layers_to_transform\": [0]}",
          "\"layers_to_transform\" is set", CLLM_ERR_UNSUPPORTED},
         {"{\"peft_type\": \"LORA\", \"r\": 0, \"target_modules\": [\"c_attn\"]}", "\"r\" must be",
          CLLM_ERR_FORMAT},
         {"{\"peft_type\": \"LORA\", \"r\": 3, \"target_modules\": [\"c_attn\"]}",
          "unexpected tensor", CLLM_ERR_FORMAT}, /* the file holds all four projections */
-        {"{\"peft_type\": \"LORA\", \"r\": 40, \"lora_alpha\": 5, \"target_modules\": [\"c_attn\", \"c_proj\", \"c_fc\"]}",
+        {"{\"peft_type\": \"LORA\", \"r\": 40, \"lora_alpha\": 5, \"target_modules\": [\"c_attn\", "
+         "\"c_proj\", \"c_fc\"]}",
          "does not fit the model: LoRA rank 40: must be between 1 and 30", CLLM_ERR_FORMAT},
     };
     for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
@@ -696,18 +722,21 @@ int main(void) {
     size_t rlen = 0;
     CHECK_OK(cllm_read_file(ap, &raw, &rlen));
     CHECK_OK(cllm_write_file_atomic(ap, raw, rlen - 7));
-    CHECK(cllm_lora_load(dir, &CFG, &back, &la, NULL) == CLLM_ERR_FORMAT && strstr(cllm_last_error(), ap));
+    CHECK(cllm_lora_load(dir, &CFG, &back, &la, NULL) == CLLM_ERR_FORMAT &&
+          strstr(cllm_last_error(), ap));
     free(raw);
     /* a NaN is refused when saving, before anything is written */
     a1[5] = NAN;
     CHECK(cllm_lora_save(dir, &CFG, &lc, a1, NULL) == CLLM_ERR_NUMERIC);
-    CHECK(cllm_lora_load(dir, &CFG, &back, &la, NULL) == CLLM_ERR_FORMAT); /* still the truncated one */
+    CHECK(cllm_lora_load(dir, &CFG, &back, &la, NULL) ==
+          CLLM_ERR_FORMAT); /* still the truncated one */
 
     /* 10. Memory: LoRA keeps no gradients or moments for the base. */
     cllm_gpt_opts full = {.max_batch = B, .max_seq = T, .training = true}, lo = full;
     lo.lora = lc;
     cllm_gpt_opts inf = {.max_batch = B, .max_seq = T};
-    size_t mfull = cllm_gpt_memory_required(&CFG, &full), mlora = cllm_gpt_memory_required(&CFG, &lo);
+    size_t mfull = cllm_gpt_memory_required(&CFG, &full),
+           mlora = cllm_gpt_memory_required(&CFG, &lo);
     /* full: 4 copies of the parameters; LoRA: 1, plus 4 of the adapters and their u, du */
     const size_t saved = mfull - mlora, lora_acts = (size_t)CFG.n_layer * 4 * 27 * 3 + 27 * 3 + 32;
     CHECK_MSG(mfull > mlora && saved <= (3 * P - 4 * n) * sizeof(float) &&

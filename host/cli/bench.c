@@ -60,9 +60,8 @@ fail:
 /* One training step of m (zero grads, forward, backward, clip to norm 1, AdamW), timed: t[0]
  * start, t[1] after the forward, t[2] after the backward (synchronised there only with
  * `phases`), t[3] the end (the loss read waits for all of it). */
-static cllm_status train_step(cllm_runtime *rt, cllm_gpt *m, const uint32_t *in,
-                              const uint32_t *tg, int B, int T, int step, bool phases,
-                              double t[4], float *loss) {
+static cllm_status train_step(cllm_runtime *rt, cllm_gpt *m, const uint32_t *in, const uint32_t *tg,
+                              int B, int T, int step, bool phases, double t[4], float *loss) {
     const cllm_adamw_params hp = {
         .lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
     cllm_status st = CLLM_OK;
@@ -212,10 +211,10 @@ static int bench_train(int argc, char **argv) {
     const double n_matmul = 12.0 * L * C * C + V * C;
     /* LoRA: forward and input gradients through the base (none below layer 0's qkv), and 6
      * flops per adapter value and token (2 forward, 4 backward) */
-    const double flops = (lora_rank > 0 ? 4.0 * n_matmul - 6.0 * C * C + 6.0 * n_lora
-                                        : 6.0 * n_matmul) *
-                             (double)BT +
-                         12.0 * L * seq * C * (double)BT;
+    const double flops =
+        (lora_rank > 0 ? 4.0 * n_matmul - 6.0 * C * C + 6.0 * n_lora : 6.0 * n_matmul) *
+            (double)BT +
+        12.0 * L * seq * C * (double)BT;
     if (!json) {
         printf("%s on %s: %zu parameters, batch %d x sequence %d = %zu tokens per step, "
                "%.1f GFLOP per step, %.0f MiB on the device\n",

@@ -54,14 +54,16 @@ int cmd_export(int argc, char **argv) {
         "--merge-lora the base model alone is exported (PEFT loads the adapters from the\n"
         "checkpoint itself), with it the merged, fine-tuned model. --merge-lora on a checkpoint\n"
         "without adapters is a usage error.",
-        opts, CLI_COUNT(opts),
+        opts,
+        CLI_COUNT(opts),
         "examples:\n"
         "  cllm export --ckpt runs/nano --out hf/nano\n"
         "  cllm export --ckpt runs/nano/step_00001000 --out nano.bin --format llmc\n"
         "  cllm export --ckpt runs/lora --merge-lora --out hf/nano-tuned   # LoRA, merged\n"
         "  cllm export --ckpt runs/gpt2 --merge-lora --adapter peft-out --out hf/gpt2-tuned\n"
         "  python3 tools/check_export.py hf/nano      # logits in PyTorch",
-        0, 0};
+        0,
+        0};
     int rc = cli_parse(&spec, argc, argv, NULL);
     if (rc >= 0) return rc;
     bool llmc = !strcmp(format, "llmc");
@@ -93,17 +95,19 @@ int cmd_export(int argc, char **argv) {
     cllm_lora_targets_text(merged.targets, targets, sizeof targets);
     if (merge && ck.lora.rank == 0) {
         cllm_checkpoint_clear(&ck);
-        return cli_usage_error(&spec, "--merge-lora: %s has no LoRA adapters (no %s beside its "
-                                      "weights); export it without --merge-lora, or pass "
-                                      "--adapter DIR",
+        return cli_usage_error(&spec,
+                               "--merge-lora: %s has no LoRA adapters (no %s beside its "
+                               "weights); export it without --merge-lora, or pass "
+                               "--adapter DIR",
                                ckpt, CLLM_LORA_CONFIG_FILE);
     }
     if (merge) {
         cllm_lora_merge(&ck.cfg, &ck.lora, ck.params, ck.lora_params);
     } else if (ck.lora.rank > 0) {
-        fprintf(stderr, "cllm export: note: %s has LoRA adapters (rank %d on %s) that are not "
-                        "part of this export: the base model is written; pass --merge-lora for "
-                        "the fine-tuned model\n",
+        fprintf(stderr,
+                "cllm export: note: %s has LoRA adapters (rank %d on %s) that are not "
+                "part of this export: the base model is written; pass --merge-lora for "
+                "the fine-tuned model\n",
                 ckpt, ck.lora.rank, targets);
     }
     cllm_st_dtype dt = !strcmp(dtype, "f32") ? CLLM_ST_F32 : !strcmp(dtype, "f16") ? CLLM_ST_F16

@@ -78,7 +78,8 @@ int cmd_import(int argc, char **argv) {
          "vocab.bpe (default: the source's tokenizer.json, or its vocab.json + merges.txt)"},
     };
     const cli_spec spec = {
-        "cllm import", "--from PATH --out RUN [--tokenizer TOK]",
+        "cllm import",
+        "--from PATH --out RUN [--tokenizer TOK]",
         "Bring a model from elsewhere into a cllm run directory as its step 0 checkpoint, ready\n"
         "for cllm train/sft/eval/generate. A Hugging Face GPT-2 directory needs\n"
         "model.safetensors (or a sharded model.safetensors.index.json) and config.json; names\n"
@@ -88,11 +89,13 @@ int cmd_import(int argc, char **argv) {
         "created. LoRA adapters beside the weights (adapter_config.json +\n"
         "adapter_model.safetensors, PEFT's format) come along, checked against the model.\n"
         "RUN must not hold checkpoints already.",
-        opts, CLI_COUNT(opts),
+        opts,
+        CLI_COUNT(opts),
         "examples:\n"
         "  cllm import --from ~/models/gpt2 --out runs/gpt2          # HF files of GPT-2 124M\n"
         "  cllm import --from gpt2_124M.bin --out runs/gpt2 --tokenizer ../shared/data/gpt2",
-        0, 0};
+        0,
+        0};
     int rc = cli_parse(&spec, argc, argv, NULL);
     if (rc >= 0) return rc;
     char *existing = cllm_is_dir(out) ? cllm_checkpoint_latest(out) : NULL;

@@ -7,23 +7,23 @@
 cllm_status cllm_op_lora_forward(cllm_runtime *rt, cllm_view out, cllm_view u, cllm_view inp,
                                  cllm_view a, cllm_view b, int N, int IC, int OC, int r, float s) {
     /* u (N, r) = inp (N, IC) @ a^T (IC, r) */
-    cllm_status st = cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, (size_t)N, (size_t)r,
-                                     (size_t)IC, 1.0f, inp.mem, inp.off, (size_t)IC, a.mem, a.off,
-                                     (size_t)IC, 0.0f, u.mem, u.off, (size_t)r);
+    cllm_status st = cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, (size_t)N, (size_t)r, (size_t)IC,
+                                     1.0f, inp.mem, inp.off, (size_t)IC, a.mem, a.off, (size_t)IC,
+                                     0.0f, u.mem, u.off, (size_t)r);
     if (st != CLLM_OK) return st;
     /* out (N, OC) += s * u (N, r) @ b^T (r, OC) */
-    return cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, (size_t)N, (size_t)OC, (size_t)r, s,
-                           u.mem, u.off, (size_t)r, b.mem, b.off, (size_t)r, 1.0f, out.mem,
-                           out.off, (size_t)OC);
+    return cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, (size_t)N, (size_t)OC, (size_t)r, s, u.mem,
+                           u.off, (size_t)r, b.mem, b.off, (size_t)r, 1.0f, out.mem, out.off,
+                           (size_t)OC);
 }
 
 cllm_status cllm_op_lora_backward(cllm_runtime *rt, cllm_view dinp, cllm_view da, cllm_view db,
                                   cllm_view du, cllm_view dout, cllm_view inp, cllm_view u,
                                   cllm_view a, cllm_view b, int N, int IC, int OC, int r, float s) {
     /* db (OC, r) += s * dout^T (OC, N) @ u (N, r) */
-    cllm_status st = cllm_blas_sgemm(rt, CLLM_BLAS_T, CLLM_BLAS_N, (size_t)OC, (size_t)r,
-                                     (size_t)N, s, dout.mem, dout.off, (size_t)OC, u.mem, u.off,
-                                     (size_t)r, 1.0f, db.mem, db.off, (size_t)r);
+    cllm_status st = cllm_blas_sgemm(rt, CLLM_BLAS_T, CLLM_BLAS_N, (size_t)OC, (size_t)r, (size_t)N,
+                                     s, dout.mem, dout.off, (size_t)OC, u.mem, u.off, (size_t)r,
+                                     1.0f, db.mem, db.off, (size_t)r);
     /* du (N, r) = s * dout (N, OC) @ b (OC, r) */
     if (st == CLLM_OK)
         st = cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_N, (size_t)N, (size_t)r, (size_t)OC, s,

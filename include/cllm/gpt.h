@@ -167,9 +167,9 @@ typedef struct {
     bool keep_attention; /* keep every layer's softmax for cllm_gpt_get_attention (training
                             keeps them anyway; otherwise only the last layer's survives) */
     bool kv_cache;       /* allocate a key/value cache for cllm_gpt_forward_cached */
-    cllm_lora_config lora; /* rank > 0: LoRA adapters (see cllm_gpt_lora_* below); with
-                              training, only they are trained: the base has no gradients
-                              and no AdamW moments on the device */
+    /* rank > 0: LoRA adapters (see cllm_gpt_lora_* below); with training, only they are
+     * trained: the base has no gradients and no AdamW moments on the device */
+    cllm_lora_config lora;
 } cllm_gpt_opts;
 
 typedef struct {

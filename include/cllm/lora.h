@@ -78,7 +78,7 @@ void cllm_lora_offsets(const cllm_gpt_config *cfg, const cllm_lora_config *lc, i
 
 /* The adapter tensors in file (and layout) order: per layer, per target, A then B. */
 typedef struct {
-    char name[96];    /* PEFT's: "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight" */
+    char name[96]; /* PEFT's: "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight" */
     int layer, target;
     bool is_b;        /* lora_B (out, r), else lora_A (r, in) */
     int64_t shape[2]; /* as stored: (r, in) or (out, r) */
