@@ -101,6 +101,9 @@ int main(void) {
     test_rng rng = {17};
     run_case(rt, &rng, 1, 1, 1, false, true, 100);
     run_case(rt, &rng, 37, 19, 57, false, true, 100);
+    /* a few rows, as in a generation step: the forward goes through cl/gemv.cl */
+    run_case(rt, &rng, 3, 40, 33, true, true, 100);
+    run_case(rt, &rng, 8, 130, 17, false, false, 100);
     run_case(rt, &rng, 37, 19, 57, true, true, 100);
     run_case(rt, &rng, 70, 33, 99, true, false, 100);
     run_case(rt, &rng, 65, 48, 200, false, true, 100);

@@ -1,9 +1,11 @@
 /* Causal multi-head self-attention: rearrangement and softmax kernels (cl/attention.cl) around
- * strided-batched GEMMs over the B*NH heads (host/blas.c). The GEMMs compute the full T x T
- * scores; the softmax masks the upper triangle. */
+ * strided-batched GEMMs over the B*NH heads (host/blas.c; with a few query rows, as in a
+ * generation step, the products of host/gemv.h). The GEMMs compute the full T x T scores; the
+ * softmax masks the upper triangle. */
 #include "ops.h"
 
 #include "blas.h"
+#include "gemv.h"
 
 #include <math.h>
 
@@ -82,17 +84,29 @@ cllm_status cllm_op_attention_forward(cllm_runtime *rt, cllm_view out, cllm_atte
     const float scale = (float)(1.0 / sqrt((double)hs));
     cllm_status st = qkv_permute(rt, qkv, a.q, a.k, a.v, B, n, C, NH, a.Tmax, a.pos, 1);
     if (st != CLLM_OK) return st;
-    /* att (n, Tk) = scale * q (n, hs) @ k^T (hs, Tk), per head */
-    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_T, nz, Tk, hs, scale, a.q.mem, a.q.off,
-                                 hs, nz * hs, a.k.mem, a.k.off, hs, Tm * hs, 0.0f, a.att.mem,
-                                 a.att.off, Tk, nz * Tk, nb);
+    /* att (n, Tk) = scale * q (n, hs) @ k^T (hs, Tk), per head; a few query rows (a
+     * generation step) through cl/gemv.cl, which GEMM tiling serves badly (host/gemv.h) */
+    const bool few = nz <= CLLM_GEMV_MAX_ROWS;
+    if (few)
+        st = cllm_gemv_batched(rt, CLLM_BLAS_T, nz, Tk, hs, scale, a.q.mem, a.q.off, hs, nz * hs,
+                               a.k.mem, a.k.off, hs, Tm * hs, 0.0f, a.att.mem, a.att.off, Tk,
+                               nz * Tk, nb);
+    else
+        st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_T, nz, Tk, hs, scale, a.q.mem,
+                                     a.q.off, hs, nz * hs, a.k.mem, a.k.off, hs, Tm * hs, 0.0f,
+                                     a.att.mem, a.att.off, Tk, nz * Tk, nb);
     if (st != CLLM_OK) return st;
     st = softmax_forward(rt, a.att, a.att, (int)(nb * nz), n, (int)Tk, a.pos);
     if (st != CLLM_OK) return st;
     /* y (n, hs) = att (n, Tk) @ v (Tk, hs), per head */
-    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_N, nz, hs, Tk, 1.0f, a.att.mem,
-                                 a.att.off, Tk, nz * Tk, a.v.mem, a.v.off, hs, Tm * hs, 0.0f,
-                                 a.y.mem, a.y.off, hs, nz * hs, nb);
+    if (few)
+        st = cllm_gemv_batched(rt, CLLM_BLAS_N, nz, hs, Tk, 1.0f, a.att.mem, a.att.off, Tk, nz * Tk,
+                               a.v.mem, a.v.off, hs, Tm * hs, 0.0f, a.y.mem, a.y.off, hs, nz * hs,
+                               nb);
+    else
+        st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_N, nz, hs, Tk, 1.0f, a.att.mem,
+                                     a.att.off, Tk, nz * Tk, a.v.mem, a.v.off, hs, Tm * hs, 0.0f,
+                                     a.y.mem, a.y.off, hs, nz * hs, nb);
     if (st != CLLM_OK) return st;
     /* (B, NH, n, hs) -> (B, n, NH, hs) */
     return swap_middle(rt, out, a.y, B, NH, n, (int)hs);

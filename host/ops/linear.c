@@ -1,8 +1,10 @@
 /* Linear layers: out = [res +] inp @ w^T + b as a bias/residual kernel then one GEMM over all
- * rows; the backward as two GEMMs and a column sum. Every product goes through host/blas.c. */
+ * rows; the backward as two GEMMs and a column sum. Every product goes through host/blas.c,
+ * but for a few rows (a generation step), which go through host/gemv.h. */
 #include "ops.h"
 
 #include "blas.h"
+#include "gemv.h"
 
 cllm_status cllm_op_linear_forward(cllm_runtime *rt, cllm_view out, cllm_view res, cllm_view inp,
                                    cllm_view w, cllm_view b, int N, int IC, int OC) {
@@ -20,7 +22,12 @@ cllm_status cllm_op_linear_forward(cllm_runtime *rt, cllm_view out, cllm_view re
                              cllm_status_name(err));
         beta = 1.0f;
     }
-    /* out (N, OC) = inp (N, IC) @ w^T (IC, OC) + beta * out */
+    /* out (N, OC) = inp (N, IC) @ w^T (IC, OC) + beta * out; a few rows (a generation step)
+     * through cl/gemv.cl, which GEMM tiling serves badly (host/gemv.h) */
+    if (N <= CLLM_GEMV_MAX_ROWS)
+        return cllm_gemv_batched(rt, CLLM_BLAS_T, (size_t)N, (size_t)OC, (size_t)IC, 1.0f, inp.mem,
+                                 inp.off, (size_t)IC, 0, w.mem, w.off, (size_t)IC, 0, beta, out.mem,
+                                 out.off, (size_t)OC, 0, 1);
     return cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, (size_t)N, (size_t)OC, (size_t)IC, 1.0f,
                            inp.mem, inp.off, (size_t)IC, w.mem, w.off, (size_t)IC, beta, out.mem,
                            out.off, (size_t)OC);
