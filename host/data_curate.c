@@ -144,6 +144,19 @@ static char *repair_utf8(const char *s, size_t n, size_t *out_len, bool *valid, 
     return out;
 }
 
+char *cllm_utf8_repair(const char *s, size_t n, size_t *out_len) {
+    bool valid;
+    cllm_status st;
+    size_t len = n;
+    char *out = repair_utf8(s, n, &len, &valid, &st);
+    if (valid && (out = cllm_malloc(n + 1)) != NULL) {
+        if (n) memcpy(out, s, n);
+        out[n] = '\0';
+    }
+    if (out && out_len) *out_len = len;
+    return out;
+}
+
 /* Characters the clean-up drops: C0 controls but TAB and LF, DEL, C1 controls, BOM. */
 static bool dropped(uint32_t c) {
     return (c < 0x20 && c != '\t' && c != '\n') || (c >= 0x7F && c <= 0x9F) || c == 0xFEFF;

@@ -19,6 +19,9 @@ bool cllm_shard_name_in_split(const char *name, const char *split);
 /* Decode one code point at p[0..n): its length (1..4), or -k when the bytes are not valid
  * UTF-8 and k >= 1 of them form the maximal invalid subpart (one U+FFFD replaces them). */
 int cllm_utf8_decode(const unsigned char *p, size_t n, uint32_t *cp);
+/* A malloc'd, NUL-terminated copy of s[0..n) with invalid UTF-8 replaced by U+FFFD (one per
+ * maximal invalid subpart); *out_len (may be NULL) its length. NULL if out of memory. */
+char *cllm_utf8_repair(const char *s, size_t n, size_t *out_len);
 /* Encode c into out (room for 4 bytes); returns the length. */
 size_t cllm_utf8_encode(uint32_t c, char *out);
 bool cllm_is_space(uint32_t c);  /* Unicode White_Space */

@@ -392,7 +392,8 @@ cllm_status cllm_gen_run(cllm_gen *g, const cllm_gen_opts *o, cllm_gen_result *r
         memcpy(rows[b].seq, g->ctx, (size_t)g->ctx_n * sizeof(uint32_t));
     }
     int L = g->ctx_n, fed = g->cached, active = R, prompt_len = g->ctx_n;
-    const int n_keep = o->n_keep < L ? o->n_keep : 0;
+    const int n_keep = o->n_keep < L ? o->n_keep : L; /* at most the whole prompt */
+    res->n_keep = n_keep;
     double t0 = cllm_now(), t1 = t0;
     bool first = true;
     while (active > 0) {

@@ -1,11 +1,14 @@
 /* cllm bench: benchmarks. `cllm bench train` times the training step (forward, backward,
  * clipping, AdamW) of a model config on a device, and measures in the same run the best
  * CLBlast SGEMM rate on the GEMM shapes that step uses, so that the step's rate is reported
- * as a fraction of what the device's GEMMs reach. Modes are rows of MODES[]. */
+ * as a fraction of what the device's GEMMs reach. `cllm bench generate` times generation with
+ * and without the key/value cache (bench/torch_generate.py is its PyTorch peer). Modes are
+ * rows of MODES[]. */
 #include "args.h"
 #include "commands.h"
 
 #include "blas.h"
+#include "cllm/generate.h"
 #include "cllm/gpt.h"
 #include "cllm/lora.h"
 #include "cllm/util.h"
@@ -318,6 +321,154 @@ fail:
     return cli_report(st);
 }
 
+/* ---------------------------------------------------------------- bench generate */
+
+/* Best rates over `reps` greedy runs of cllm_gen_run from a fresh context: prompt positions/s
+ * of the prompt pass and generated tokens/s after it. */
+static cllm_status gen_rates(cllm_gpt *m, bool no_cache, const uint32_t *prompt, int n_prompt,
+                             int tokens, int samples, const cllm_sampler *sampler, int reps,
+                             double *prompt_rate, double *gen_rate, double *gen_s) {
+    cllm_gen *g = NULL;
+    cllm_gen_setup su = {.no_cache = no_cache};
+    cllm_status st = cllm_gen_init(&g, m, NULL, &su);
+    if (st != CLLM_OK) return st;
+    cllm_gen_opts o = cllm_gen_opts_default();
+    o.max_tokens = tokens;
+    o.num_samples = samples;
+    o.sampler = *sampler;
+    *prompt_rate = *gen_rate = 0;
+    *gen_s = 1e30;
+    for (int r = 0; r < reps; r++) {
+        cllm_gen_result res = {0};
+        cllm_gen_reset(g);
+        CLLM_TRY(cllm_gen_append(g, prompt, n_prompt));
+        CLLM_TRY(cllm_gen_run(g, &o, &res));
+        double pr = res.prompt_positions / res.prompt_s, gr = res.generated / res.gen_s;
+        if (pr > *prompt_rate) *prompt_rate = pr;
+        if (gr > *gen_rate) *gen_rate = gr, *gen_s = res.gen_s;
+        cllm_gen_result_free(&res);
+    }
+fail:
+    cllm_gen_free(g);
+    return st;
+}
+
+static int bench_generate(int argc, char **argv) {
+    const char *model = NULL, *dev = NULL, *plat = NULL;
+    int n_prompt = 64, tokens = 128, reps = 3, samples = 1, nc_tokens = -1;
+    long long seed = 1337;
+    bool json = false, sampled = false;
+    const cli_opt opts[] = {
+        {"model", 'm', CLI_STR, &model, "FILE", "model config (JSON, Hugging Face GPT-2 keys)",
+         .required = true},
+        {"prompt-tokens", 'p', CLI_INT, &n_prompt, "N", "random prompt tokens", .lo = 1,
+         .hi = 1 << 20},
+        {"tokens", 'n', CLI_INT, &tokens, "N",
+         "tokens generated per run (prompt + tokens must fit "
+         "n_positions: no window slides)",
+         .lo = 1, .hi = 1 << 20},
+        {"no-cache-tokens", 0, CLI_INT, &nc_tokens, "N",
+         "tokens per run without the cache (-1: as --tokens; 0: skip that measurement)", .lo = -1,
+         .hi = 1 << 20},
+        {"samples", 'b', CLI_INT, &samples, "N", "samples generated together (batch rows)", .lo = 1,
+         .hi = 4096},
+        {"reps", 'r', CLI_INT, &reps, "N", "timed runs of each mode (the best is reported)",
+         .lo = 1, .hi = 1e6},
+        {"sampled", 0, CLI_FLAG, &sampled, NULL,
+         "sample (temperature 1, top-k 40, top-p 0.95) instead of greedy argmax"},
+        {"seed", 0, CLI_I64, &seed, "N", "seed of the weights and the prompt"},
+        {"json", 0, CLI_FLAG, &json, NULL, "print one JSON object instead of text"},
+        CLI_DEVICE_OPTS(&dev, &plat),
+    };
+    const cli_spec spec = {
+        "cllm bench generate",
+        "--model FILE [options]",
+        "Time generation with a model of random weights (speed does not depend on them): the "
+        "prompt's batched pass (prompt tokens/s), then new tokens through the key/value cache "
+        "(generated tokens/s), and the same without the cache (the whole forward recomputed "
+        "for every token), after one untimed warm-up run. bench/torch_generate.py runs the "
+        "same in PyTorch and then this, for the ratio.",
+        opts,
+        CLI_COUNT(opts),
+        "example: cllm bench generate --model models/gpt-mini.json --prompt-tokens 64 "
+        "--tokens 128"};
+    int rc = cli_parse(&spec, argc, argv, NULL);
+    if (rc >= 0) return rc;
+    cllm_gpt_config cfg;
+    cllm_runtime *rt = NULL;
+    cllm_gpt *m = NULL;
+    uint32_t *prompt = NULL;
+    cllm_status st = cllm_gpt_config_load(model, &cfg);
+    if (st != CLLM_OK) return cli_report(st);
+    if (nc_tokens < 0) nc_tokens = tokens;
+    int need = n_prompt + (tokens > nc_tokens ? tokens : nc_tokens);
+    if (need > cfg.n_positions)
+        return cli_usage_error(&spec,
+                               "--prompt-tokens + --tokens = %d exceeds the model's "
+                               "n_positions (%d)",
+                               need, cfg.n_positions);
+    cllm_runtime_opts ro = cllm_runtime_opts_default();
+    ro.device_spec = dev;
+    ro.platform_spec = plat;
+    CLLM_TRY(cllm_runtime_init(&rt, &ro));
+    cllm_gpt_opts go = {.max_batch = samples, .max_seq = need, .kv_cache = true};
+    CLLM_TRY(cllm_gpt_init(&m, rt, &cfg, &go));
+    CLLM_TRY(cllm_gpt_init_weights(m, (uint64_t)seed));
+    prompt = malloc((size_t)n_prompt * sizeof *prompt);
+    if (!prompt) {
+        st = cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    uint64_t s = (uint64_t)seed;
+    for (int i = 0; i < n_prompt; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        prompt[i] = (uint32_t)((s >> 33) % (uint64_t)cfg.vocab_size);
+    }
+    cllm_sampler sp = cllm_sampler_default();
+    if (sampled) {
+        sp.top_k = 40;
+        sp.top_p = 0.95f;
+    } else {
+        sp.greedy = true;
+    }
+    if (!json)
+        printf("%s on %s: %zu parameters, prompt %d tokens, %d new tokens x %d sample%s, %s\n",
+               model, cllm_runtime_device(rt)->name, cllm_gpt_num_params(&cfg), n_prompt, tokens,
+               samples, samples == 1 ? "" : "s",
+               sampled ? "sampled (top-k 40, top-p 0.95)" : "greedy");
+    double pr, gr, gs, npr = 0, ngr = 0, ngs = 0, wpr, wgr, wgs;
+    /* warm-up: kernel builds and CLBlast's first compiles of each GEMM shape */
+    CLLM_TRY(gen_rates(m, false, prompt, n_prompt, tokens, samples, &sp, 1, &wpr, &wgr, &wgs));
+    if (nc_tokens > 0)
+        CLLM_TRY(
+            gen_rates(m, true, prompt, n_prompt, nc_tokens, samples, &sp, 1, &wpr, &wgr, &wgs));
+    CLLM_TRY(gen_rates(m, false, prompt, n_prompt, tokens, samples, &sp, reps, &pr, &gr, &gs));
+    if (nc_tokens > 0)
+        CLLM_TRY(
+            gen_rates(m, true, prompt, n_prompt, nc_tokens, samples, &sp, reps, &npr, &ngr, &ngs));
+    if (json) {
+        printf("{\"model\": \"%s\", \"device\": \"%s\", \"params\": %zu, \"prompt_tokens\": %d, "
+               "\"tokens\": %d, \"no_cache_tokens\": %d, \"samples\": %d, \"sampled\": %s, "
+               "\"reps\": %d, \"prompt_tokens_per_s\": %.2f, \"tokens_per_s\": %.2f, "
+               "\"no_cache_tokens_per_s\": %.2f}\n",
+               model, cllm_runtime_device(rt)->name, cllm_gpt_num_params(&cfg), n_prompt, tokens,
+               nc_tokens, samples, sampled ? "true" : "false", reps, pr, gr, ngr);
+    } else {
+        printf("prompt pass: %.1f tokens/s (best of %d)\n", pr, reps);
+        printf("generation with the cache: %.1f tokens/s (%d tokens in %.3f s)\n", gr,
+               tokens * samples, gs);
+        if (nc_tokens > 0)
+            printf("generation without the cache: %.1f tokens/s (%d tokens in %.3f s); the cache "
+                   "is %.1fx faster\n",
+                   ngr, nc_tokens * samples, ngs, gr / ngr);
+    }
+fail:
+    free(prompt);
+    cllm_gpt_free(m);
+    cllm_runtime_free(rt);
+    return cli_report(st);
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 typedef struct {
@@ -328,6 +479,7 @@ typedef struct {
 
 static const bench_mode MODES[] = {
     {"train", bench_train, "tokens/s and GFLOP/s of a model's training step, beside its GEMMs"},
+    {"generate", bench_generate, "prompt and generated tokens/s, with and without the KV cache"},
 };
 #define N_MODES ((int)(sizeof MODES / sizeof *MODES))
 

@@ -163,6 +163,7 @@ typedef struct {
     int prompt_positions; /* positions computed by the prompt pass, all rows (cached ones
                              are not computed again) */
     int slides;           /* times the window slid */
+    int n_keep;           /* tokens a slide keeps at the start: min(n_keep, context_tokens) */
     int generated;        /* new tokens, all samples */
     double prompt_s, gen_s;
 } cllm_gen_result;
