@@ -232,6 +232,12 @@ fail:
     return st;
 }
 
+void cllm_chat_template_ids(const cllm_chat_template *t, uint32_t ids[CLLM_ROLE_COUNT + 1]) {
+    for (int i = 0; i < CLLM_ROLE_COUNT; i++)
+        ids[i] = t->role_id[i];
+    ids[CLLM_ROLE_COUNT] = t->end_id;
+}
+
 bool cllm_chat_is_template_token(const cllm_chat_template *t, uint32_t id) {
     if (!t->bound) return false;
     for (int i = 0; i < CLLM_ROLE_COUNT; i++)

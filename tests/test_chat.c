@@ -13,17 +13,9 @@
 #include <string.h>
 
 static cllm_tokenizer *tiny_tokenizer(void) {
-    static const char text[] = "Hello there! Be brief. The cat sat on the mat, hi hi hello. "
-                               "What is the end? <end> | end |";
-    cllm_text doc = {text, sizeof text - 1};
-    cllm_bpe_train_opts o = cllm_bpe_train_opts_default();
-    o.vocab_size = 290;
-    o.min_frequency = 1;
-    o.threads = 1;
-    cllm_tokenizer *tok = NULL;
-    CHECK_OK(cllm_tokenizer_train(&tok, &doc, 1, &o));
-    if (!tok) exit(1);
-    return tok;
+    return test_tokenizer("Hello there! Be brief. The cat sat on the mat, hi hi hello. "
+                          "What is the end? <end> | end |",
+                          290);
 }
 
 /* expected[] built piece by piece from the tokenizer itself: role id, encode(content) with
@@ -140,6 +132,9 @@ static void test_render(void) {
     CHECK_OK(cllm_chat_render(&t, tok, conv, 1, false, &inc, NULL));
     cllm_chat_message bad = {(cllm_chat_role)7, "x", 1};
     CHECK(cllm_chat_render(&t, tok, &bad, 1, false, &inc, NULL) == CLLM_ERR_USAGE);
+    uint32_t tids[CLLM_ROLE_COUNT + 1];
+    cllm_chat_template_ids(&t, tids);
+    CHECK(tids[0] == V0 && tids[1] == V0 + 1 && tids[2] == V0 + 2 && tids[3] == V0 + 3);
     CHECK(cllm_chat_is_template_token(&t, t.end_id) &&
           cllm_chat_is_template_token(&t, t.role_id[CLLM_ROLE_USER]) &&
           !cllm_chat_is_template_token(&t, 5));

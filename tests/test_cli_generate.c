@@ -55,17 +55,9 @@ static int count_lines(const char *s, size_t n) {
 #define lines_of(s) count_lines(s, s == out_text ? out_len : err_len)
 
 static cllm_tokenizer *make_tokenizer(void) {
-    static const char text[] = "the cat sat on the mat; the cat ate the rat. the mat sat flat. "
-                               "hello there, said the cat. tell me about the rat and the mat.";
-    cllm_text doc = {text, sizeof text - 1};
-    cllm_bpe_train_opts o = cllm_bpe_train_opts_default();
-    o.vocab_size = 300;
-    o.min_frequency = 1;
-    o.threads = 1;
-    cllm_tokenizer *tok = NULL;
-    CHECK_OK(cllm_tokenizer_train(&tok, &doc, 1, &o));
-    if (!tok) exit(1);
-    return tok;
+    return test_tokenizer("the cat sat on the mat; the cat ate the rat. the mat sat flat. "
+                          "hello there, said the cat. tell me about the rat and the mat.",
+                          300);
 }
 
 /* Writes the three checkpoints; returns the vocabulary size. */
@@ -335,7 +327,8 @@ static char *expected_chat(cllm_model *m, const char *system, const char *const 
                            int max_tokens) {
     cllm_chat_template t;
     CHECK_OK(cllm_chat_template_load(&t, m->ck.config_json, m->tok, "chat"));
-    uint32_t stops[4] = {t.role_id[0], t.role_id[1], t.role_id[2], t.end_id};
+    uint32_t stops[4];
+    cllm_chat_template_ids(&t, stops);
     cllm_tokens ctx = {0};
     if (system) {
         cllm_chat_message sm = {CLLM_ROLE_SYSTEM, system, strlen(system)};

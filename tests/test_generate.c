@@ -16,18 +16,10 @@
 #define ROWS 64
 
 static cllm_tokenizer *tiny_tokenizer(void) {
-    static const char text[] =
+    return test_tokenizer(
         "the cat sat on the mat; the cat ate the rat. the mat sat flat. a café, a naïve "
-        "cat, 3 € for the rat, the end. the cat sat on the café mat and ate the naïve rat.";
-    cllm_text doc = {text, sizeof text - 1};
-    cllm_bpe_train_opts o = cllm_bpe_train_opts_default();
-    o.vocab_size = 300;
-    o.min_frequency = 1;
-    o.threads = 1;
-    cllm_tokenizer *tok = NULL;
-    CHECK_OK(cllm_tokenizer_train(&tok, &doc, 1, &o));
-    if (!tok) exit(1);
-    return tok;
+        "cat, 3 € for the rat, the end. the cat sat on the café mat and ate the naïve rat.",
+        300);
 }
 
 static cllm_gpt *tiny_model(cllm_runtime *rt, int V, int max_batch, bool kv_cache) {

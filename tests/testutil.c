@@ -51,7 +51,9 @@ uint64_t test_rng_u64(test_rng *r) {
     return z ^ (z >> 31);
 }
 
-double test_rng_uniform(test_rng *r) { return (double)(test_rng_u64(r) >> 11) * 0x1.0p-53; }
+double test_rng_uniform(test_rng *r) {
+    return (double)(test_rng_u64(r) >> 11) * 0x1.0p-53;
+}
 
 double test_rng_normal(test_rng *r) {
     double u1 = test_rng_uniform(r), u2 = test_rng_uniform(r);
@@ -60,7 +62,8 @@ double test_rng_normal(test_rng *r) {
 }
 
 void test_fill_normal(test_rng *r, float *x, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) x[i] = (float)(scale * test_rng_normal(r));
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(scale * test_rng_normal(r));
 }
 
 cllm_runtime *test_runtime(void) {
@@ -101,4 +104,18 @@ const char *test_shared_data(void) {
     const char *dir = getenv("CLLM_SHARED_DATA");
     if (dir && *dir && cllm_is_dir(dir)) return dir;
     return NULL;
+}
+
+cllm_tokenizer *test_tokenizer(const char *text, uint32_t vocab) {
+    cllm_text doc = {text, strlen(text)};
+    cllm_bpe_train_opts o = cllm_bpe_train_opts_default();
+    o.vocab_size = vocab;
+    o.min_frequency = 1;
+    o.threads = 1;
+    cllm_tokenizer *tok = NULL;
+    if (cllm_tokenizer_train(&tok, &doc, 1, &o) != CLLM_OK) {
+        fprintf(stderr, "training a test tokenizer: %s\n", cllm_last_error());
+        exit(1);
+    }
+    return tok;
 }

@@ -204,10 +204,7 @@ static cJSON *json_text(const char *s, size_t n) {
 
 /* ---------------------------------------------------------------- cllm generate */
 
-typedef struct {
-    int n_samples;
-} stream_state;
-
+/* Streams sample 0's text to stdout as it is released. */
 static int stream_sample0(const cllm_gen_event *ev, void *user) {
     (void)user;
     if (ev->sample == 0 && ev->n_new) {
@@ -382,9 +379,7 @@ int cmd_generate(int argc, char **argv) {
         } else {
             CLLM_TRY(cllm_chat_render(&t, mdl->tok, msgs, 1, true, &ids, NULL));
         }
-        for (int i = 0; i < CLLM_ROLE_COUNT; i++)
-            chat_stops[i] = t.role_id[i];
-        chat_stops[CLLM_ROLE_COUNT] = t.end_id;
+        cllm_chat_template_ids(&t, chat_stops);
         o.stop_tokens = chat_stops;
         o.n_stop_tokens = CLLM_ROLE_COUNT + 1;
     } else {
@@ -494,15 +489,6 @@ static void conv_free(conversation *c) {
     memset(c, 0, sizeof *c);
 }
 
-static int stream_reply(const cllm_gen_event *ev, void *user) {
-    (void)user;
-    if (ev->n_new) {
-        fwrite(ev->text + ev->len - ev->n_new, 1, ev->n_new, stdout);
-        fflush(stdout);
-    }
-    return 0;
-}
-
 int cmd_chat(int argc, char **argv) {
     gen_flags f = gen_flags_default(256);
     const cli_opt opts[] = {
@@ -558,12 +544,10 @@ int cmd_chat(int argc, char **argv) {
     if ((rc = gen_opts_from_flags(&spec, &f, &o, &stops)) >= 0) goto done;
     CLLM_TRY(open_model(&f, 1, &rt, &mdl));
     CLLM_TRY(cllm_chat_template_load(&t, mdl->ck.config_json, mdl->tok, mdl->path));
-    for (int i = 0; i < CLLM_ROLE_COUNT; i++)
-        stop_ids[i] = t.role_id[i];
-    stop_ids[CLLM_ROLE_COUNT] = t.end_id;
+    cllm_chat_template_ids(&t, stop_ids);
     o.stop_tokens = stop_ids;
     o.n_stop_tokens = CLLM_ROLE_COUNT + 1;
-    o.on_token = stream_reply;
+    o.on_token = stream_sample0;
     cllm_gen_setup su = {.n_ctx = f.context, .no_cache = f.no_cache};
     CLLM_TRY(cllm_gen_init(&g, mdl->gpt, mdl->tok, &su));
     const int n_ctx = cllm_gen_n_ctx(g);

@@ -132,7 +132,10 @@ cllm_status cllm_chat_render(const cllm_chat_template *t, const cllm_tokenizer *
                              const cllm_chat_message *msgs, int n, bool generation_prompt,
                              cllm_tokens *ids, cllm_chat_mask *mask);
 
-/* Is `id` one of the template's four tokens? (chat ends a reply at any of them.) */
+/* The template's four token ids, system, user, assistant, end (a reply ends at any of them:
+ * the stop tokens of chat). The template must be bound. */
+void cllm_chat_template_ids(const cllm_chat_template *t, uint32_t ids[CLLM_ROLE_COUNT + 1]);
+/* Is `id` one of the template's four tokens? */
 bool cllm_chat_is_template_token(const cllm_chat_template *t, uint32_t id);
 
 #ifdef __cplusplus
