@@ -405,7 +405,7 @@ cllm_status cllm_gen_run(cllm_gen *g, const cllm_gen_opts *o, cllm_gen_result *r
         if (g->no_cache)
             st = cllm_gpt_forward(g->gpt, batch, NULL, R, n);
         else
-            st = cllm_gpt_forward_cached(g->gpt, batch, R, n, from);
+            st = cllm_gpt_forward_cached_last(g->gpt, batch, R, n, from);
         if (st != CLLM_OK) goto fail;
         fed = L;
         bool room = L < n_ctx || o->context_full == CLLM_GEN_CONTEXT_SLIDE;

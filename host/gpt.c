@@ -79,6 +79,7 @@ struct cllm_gpt {
     bool have_forward;      /* a forward has run */
     bool have_targets;      /* ... with targets: losses exist */
     bool logits_valid;      /* the logits are still there (a backward turns them into dlogits) */
+    bool logits_last;       /* ... for the last position of each row only, (B, Vp) */
     int att_rows, att_cols; /* the softmax of the last forward: (B*NH, att_rows, att_cols) */
     int cache_len, cache_B; /* positions the key/value cache holds, for a batch of cache_B */
     uint32_t *staging;      /* (2, max B*T) host copy of inputs and targets being uploaded */
@@ -554,7 +555,7 @@ static cllm_status check_ids(const cllm_gpt *m, const uint32_t *ids, size_t n, i
  * Without `cached`, attention sees just these positions (pos = 0, every layer keeps q, k, v for
  * the backward); with it, keys and values go to and come from the key/value cache. */
 static cllm_status forward_body(cllm_gpt *m, int B, int n, int pos, bool cached, bool targets,
-                                int n_valid) {
+                                int n_valid, bool last_only) {
     cllm_runtime *rt = m->rt;
     const cllm_gpt_config *c = &m->cfg;
     const int C = c->n_embd, L = c->n_layer, NH = c->n_head, V = c->vocab_size, Vp = m->Vp;
@@ -607,9 +608,15 @@ static cllm_status forward_body(cllm_gpt *m, int B, int n, int pos, bool cached,
     CLLM_TRY(cllm_op_layernorm_forward(rt, A(m, a->lnf), A(m, a->lnf_mean), A(m, a->lnf_rstd), last,
                                        P(m, CLLM_P_LNFW, 0), P(m, CLLM_P_LNFB, 0), N, C,
                                        c->layer_norm_epsilon));
-    /* logits (N, Vp) = lnf (N, C) @ wte^T: the LM head tied to the token embedding */
-    CLLM_TRY(cllm_op_linear_forward(rt, A(m, a->logits), none, A(m, a->lnf), P(m, CLLM_P_WTE, 0),
-                                    none, N, C, Vp));
+    /* logits (N, Vp) = lnf (N, C) @ wte^T: the LM head tied to the token embedding; with
+     * last_only (B, Vp) from the last row of each sequence: lnf rows n-1, 2n-1, ... (stride
+     * n*C), the largest product of a prompt pass saved but for one row per sequence */
+    if (last_only)
+        CLLM_TRY(cllm_op_matmul_nt(rt, A(m, a->logits), A(m, a->lnf + (size_t)(n - 1) * C),
+                                   (size_t)n * C, P(m, CLLM_P_WTE, 0), B, C, Vp, 0.0f));
+    else
+        CLLM_TRY(cllm_op_linear_forward(rt, A(m, a->logits), none, A(m, a->lnf),
+                                        P(m, CLLM_P_WTE, 0), none, N, C, Vp));
     if (targets)
         CLLM_TRY(cllm_op_crossentropy_forward(rt, A(m, a->loss), A(m, a->losses), A(m, a->lse),
                                               A(m, a->logits), A(m, a->targets), N, V, Vp,
@@ -622,6 +629,7 @@ static cllm_status forward_body(cllm_gpt *m, int B, int n, int pos, bool cached,
     m->have_forward = true;
     m->have_targets = targets;
     m->logits_valid = true;
+    m->logits_last = last_only;
 fail:
     return st;
 }
@@ -638,11 +646,12 @@ cllm_status cllm_gpt_forward(cllm_gpt *m, const uint32_t *inputs, const uint32_t
     cllm_status st = check_ids(m, inputs, BT, T, "inputs", false, NULL);
     if (st == CLLM_OK && targets) st = check_ids(m, targets, BT, T, "targets", true, &n_valid);
     if (st == CLLM_OK) st = upload_ids(m, inputs, targets, BT);
-    if (st == CLLM_OK) st = forward_body(m, B, T, 0, false, targets != NULL, n_valid);
+    if (st == CLLM_OK) st = forward_body(m, B, T, 0, false, targets != NULL, n_valid, false);
     return st;
 }
 
-cllm_status cllm_gpt_forward_cached(cllm_gpt *m, const uint32_t *tokens, int B, int n, int pos) {
+static cllm_status forward_cached(cllm_gpt *m, const uint32_t *tokens, int B, int n, int pos,
+                                  bool last_only) {
     if (!m->opts.kv_cache)
         return cllm_fail(CLLM_ERR_STATE, "cached forward: the model was created without a "
                                          "key/value cache (opts.kv_cache)");
@@ -658,7 +667,7 @@ cllm_status cllm_gpt_forward_cached(cllm_gpt *m, const uint32_t *tokens, int B, 
                          pos, B, m->cache_len, m->cache_B);
     cllm_status st = check_ids(m, tokens, (size_t)B * n, n, "tokens", false, NULL);
     if (st == CLLM_OK) st = upload_ids(m, tokens, NULL, (size_t)B * n);
-    if (st == CLLM_OK) st = forward_body(m, B, n, pos, true, false, 0);
+    if (st == CLLM_OK) st = forward_body(m, B, n, pos, true, false, 0, last_only);
     /* On failure the cache may hold part of this call: only what came before is trusted. */
     m->cache_B = B;
     m->cache_len = st == CLLM_OK ? pos + n : pos;
@@ -706,6 +715,15 @@ fail:
     return st;
 }
 
+cllm_status cllm_gpt_forward_cached(cllm_gpt *m, const uint32_t *tokens, int B, int n, int pos) {
+    return forward_cached(m, tokens, B, n, pos, false);
+}
+
+cllm_status cllm_gpt_forward_cached_last(cllm_gpt *m, const uint32_t *tokens, int B, int n,
+                                         int pos) {
+    return forward_cached(m, tokens, B, n, pos, true);
+}
+
 cllm_status cllm_gpt_get_attention(cllm_gpt *m, int layer, int b, int h, float *att) {
     if (!m->have_forward) return cllm_fail(CLLM_ERR_STATE, "no attention: no forward pass has run");
     const int L = m->cfg.n_layer;
@@ -747,7 +765,11 @@ cllm_status cllm_gpt_get_logits(cllm_gpt *m, int b, int t, float *logits) {
     if (b < 0 || b >= m->B || t < 0 || t >= m->T)
         return cllm_fail(CLLM_ERR_USAGE, "logits at (%d, %d): the last forward was %d x %d", b, t,
                          m->B, m->T);
-    size_t row = (size_t)b * m->T + t;
+    if (m->logits_last && t != m->T - 1)
+        return cllm_fail(CLLM_ERR_STATE,
+                         "logits at (%d, %d): the last forward computed only position %d's", b, t,
+                         m->T - 1);
+    size_t row = m->logits_last ? (size_t)b : (size_t)b * m->T + t;
     return cllm_rt_read(m->rt, m->acts, (m->act.logits + row * m->Vp) * sizeof(float), logits,
                         (size_t)m->cfg.vocab_size * sizeof(float));
 }

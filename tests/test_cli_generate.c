@@ -406,6 +406,15 @@ static void test_chat_cli(cllm_model *chatm, const char *chat_dir, const char *p
               "--ckpt '%s' --greedy --max-tokens 6 --context 24",
               bin, chat_dir) == 0 &&
           lines_of(out_text) >= 4 && strstr(err_text, "dropped") && strstr(err_text, "4 turns"));
+    /* a message too long for the window under --context-full stop is skipped, not fatal */
+    char longline[1024] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(longline, "the cat sat. ");
+    CHECK(
+        run("printf 'hello there\\n%s\\nthe rat?\\n' | %s chat --ckpt '%s' --greedy --max-tokens 4 "
+            "--context-full stop",
+            longline, bin, chat_dir) == 0 &&
+        lines_of(out_text) >= 2 && strstr(err_text, "skipped") && strstr(err_text, "2 turns"));
     /* with the cache or without, the same replies */
     CHECK(run("printf 'hello there\\nand the rat?\\n' | %s chat --ckpt '%s' --seed 4 "
               "--max-tokens 8 --quiet",

@@ -655,6 +655,35 @@ static void test_empirical(cllm_gpt *m, const cllm_tokenizer *tok, cllm_gpt *sin
     }
 }
 
+/* cllm_gpt_forward_cached_last (what generation runs) gives the last position's logits of the
+ * full cached forward, through the few-rows products and through the GEMM (B > 8). */
+static void test_forward_last(cllm_gpt *m) {
+    const int V = cllm_gpt_get_config(m)->vocab_size, n = 5;
+    static const int batches[] = {1, 2, 9};
+    for (size_t c = 0; c < sizeof batches / sizeof *batches; c++) {
+        const int B = batches[c];
+        uint32_t tok[9 * 5];
+        make_prompt(tok, B * n, V, 400 + c);
+        float *full = malloc((size_t)B * V * sizeof *full),
+              *last = malloc((size_t)B * V * sizeof *last);
+        CHECK_OK(cllm_gpt_forward_cached(m, tok, B, n, 0));
+        for (int b = 0; b < B; b++)
+            CHECK_OK(cllm_gpt_get_logits(m, b, n - 1, full + (size_t)b * V));
+        /* again from position 2, as after a context change */
+        CHECK_OK(cllm_gpt_forward_cached_last(m, tok, B, 2, 0));
+        CHECK_OK(cllm_gpt_forward_cached_last(m, tok, B, n, 0));
+        for (int b = 0; b < B; b++)
+            CHECK_OK(cllm_gpt_get_logits(m, b, n - 1, last + (size_t)b * V));
+        char what[64];
+        snprintf(what, sizeof what, "last-position logits, batch %d", B);
+        CHECK_ALLCLOSE(what, last, full, (size_t)B * V, 1e-5, 1e-4);
+        float one[512];
+        CHECK(cllm_gpt_get_logits(m, 0, n - 2, one) == CLLM_ERR_STATE);
+        free(full);
+        free(last);
+    }
+}
+
 int main(void) {
     cllm_runtime *rt = test_runtime();
     cllm_tokenizer *tok = tiny_tokenizer();
@@ -662,6 +691,7 @@ int main(void) {
     cllm_gpt *m = tiny_model(rt, V, ROWS, true);
     cllm_gpt *single = tiny_model(rt, V, 1, false);
     test_releasable();
+    test_forward_last(m);
     test_greedy_matches_recomputation(m, tok);
     test_stop_strings(m, tok);
     test_seeds_and_batches(m, tok);

@@ -509,9 +509,10 @@ int cmd_chat(int argc, char **argv) {
         "or at a --stop string. When a turn would not leave room for a reply of --max-tokens\n"
         "(at most half the window), the oldest messages after the system message are dropped,\n"
         "whole, and the rest re-encoded in one pass (said on stderr); a reply that still fills\n"
-        "the window slides it (--context-full slide) or ends (stop). On a terminal, '> ' prompts\n"
-        "on stderr, /reset starts over and /quit (or Ctrl-D) ends; with piped stdin every line\n"
-        "is a message, so a conversation can be scripted. At the end, the prompt and generated\n"
+        "the window slides it (--context-full slide) or ends (stop; a message too long to fit\n"
+        "at all is then skipped). On a terminal, '> ' prompts on stderr, /reset starts over and\n"
+        "/quit (or Ctrl-D) ends; with piped stdin every line is a message, so a conversation\n"
+        "can be scripted. Turn k samples with seed S + k. At the end, the prompt and generated\n"
         "tokens/s go to stderr (--quiet hides them). A checkpoint without a chat template is\n"
         "refused: fine-tune it with cllm sft first, or use cllm generate.",
         opts,
@@ -608,6 +609,16 @@ int cmd_chat(int argc, char **argv) {
         for (int i = 0; i < conv.n; i++)
             CLLM_TRY(cllm_tokens_push(&ctx, conv.msg[i].ids, conv.msg[i].n));
         CLLM_TRY(cllm_tokens_push(&ctx, &t.role_id[CLLM_ROLE_ASSISTANT], 1));
+        if (ctx.n > (size_t)n_ctx && o.context_full == CLLM_GEN_CONTEXT_STOP) {
+            /* refused like generate's too-long prompt, but the conversation goes on */
+            fprintf(stderr,
+                    "cllm chat: the message does not fit the context of %d tokens (%zu with the "
+                    "system message; --context-full stop): skipped\n",
+                    n_ctx, ctx.n);
+            conv_drop(&conv, conv.n - 1);
+            if (tty) fprintf(stderr, "> ");
+            continue;
+        }
         /* the cache keeps what the context shares with the previous turn: only the new
          * tokens (and whatever a drop moved) are fed */
         CLLM_TRY(cllm_gen_set_context(g, ctx.ids, (int)ctx.n));

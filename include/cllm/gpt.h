@@ -235,6 +235,11 @@ cllm_status cllm_gpt_get_attention(cllm_gpt *m, int layer, int b, int h, float *
  * the same while pos > 0, and pos + n <= max_seq. The result equals cllm_gpt_forward over
  * positions 0 .. pos+n-1, read with cllm_gpt_get_logits(m, b, i, ...) for i < n. */
 cllm_status cllm_gpt_forward_cached(cllm_gpt *m, const uint32_t *tokens, int B, int n, int pos);
+/* The same, computing the logits of only the last new position of each sequence (generation
+ * needs no others, and the LM head is a prompt pass's largest product): read them with
+ * cllm_gpt_get_logits(m, b, n - 1, ...); other positions are CLLM_ERR_STATE. */
+cllm_status cllm_gpt_forward_cached_last(cllm_gpt *m, const uint32_t *tokens, int B, int n,
+                                         int pos);
 
 /* Share a prefix (opts.kv_cache): copy positions 0 .. n_pos-1 of batch row 0's cached keys
  * and values to rows 1 .. B-1, after which the cache holds n_pos positions for batch B and
