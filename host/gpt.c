@@ -613,7 +613,7 @@ static cllm_status forward_body(cllm_gpt *m, int B, int n, int pos, bool cached,
      * n*C), the largest product of a prompt pass saved but for one row per sequence */
     if (last_only)
         CLLM_TRY(cllm_op_matmul_nt(rt, A(m, a->logits), A(m, a->lnf + (size_t)(n - 1) * C),
-                                   (size_t)n * C, P(m, CLLM_P_WTE, 0), B, C, Vp, 0.0f));
+                                   (size_t)n * C, P(m, CLLM_P_WTE, 0), B, C, Vp, 1.0f, 0.0f));
     else
         CLLM_TRY(cllm_op_linear_forward(rt, A(m, a->logits), none, A(m, a->lnf),
                                         P(m, CLLM_P_WTE, 0), none, N, C, Vp));

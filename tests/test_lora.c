@@ -339,6 +339,8 @@ int main(void) {
         {3, 5.0f, CLLM_LORA_ALL, 3, 9},
         {1, 2.0f, CLLM_LORA_BIT(CLLM_LORA_QKV) | CLLM_LORA_BIT(CLLM_LORA_FCPROJ), 2, 5},
         {2, 16.0f, CLLM_LORA_BIT(CLLM_LORA_ATTPROJ) | CLLM_LORA_BIT(CLLM_LORA_FC), 3, 9},
+        /* 5 rows: the forward's products (adapters included) go through cl/gemv.cl */
+        {2, 4.0f, CLLM_LORA_ALL, 1, 5},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         check_case(rt, &cases[i], p, fp);

@@ -22,18 +22,18 @@ cllm_status cllm_op_linear_forward(cllm_runtime *rt, cllm_view out, cllm_view re
                              cllm_status_name(err));
         beta = 1.0f;
     }
-    return cllm_op_matmul_nt(rt, out, inp, (size_t)IC, w, N, IC, OC, beta);
+    return cllm_op_matmul_nt(rt, out, inp, (size_t)IC, w, N, IC, OC, 1.0f, beta);
 }
 
 cllm_status cllm_op_matmul_nt(cllm_runtime *rt, cllm_view out, cllm_view inp, size_t lda,
-                              cllm_view w, int N, int IC, int OC, float beta) {
-    /* out (N, OC) = inp (N, IC) @ w^T (IC, OC) + beta * out; a few rows (a generation step)
-     * through cl/gemv.cl, which GEMM tiling serves badly (host/gemv.h) */
+                              cllm_view w, int N, int IC, int OC, float alpha, float beta) {
+    /* out (N, OC) = alpha * inp (N, IC) @ w^T (IC, OC) + beta * out; a few rows (a generation
+     * step) through cl/gemv.cl, which GEMM tiling serves badly (host/gemv.h) */
     if (N <= CLLM_GEMV_MAX_ROWS)
-        return cllm_gemv_batched(rt, CLLM_BLAS_T, (size_t)N, (size_t)OC, (size_t)IC, 1.0f, inp.mem,
+        return cllm_gemv_batched(rt, CLLM_BLAS_T, (size_t)N, (size_t)OC, (size_t)IC, alpha, inp.mem,
                                  inp.off, lda, 0, w.mem, w.off, (size_t)IC, 0, beta, out.mem,
                                  out.off, (size_t)OC, 0, 1);
-    return cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, (size_t)N, (size_t)OC, (size_t)IC, 1.0f,
+    return cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, (size_t)N, (size_t)OC, (size_t)IC, alpha,
                            inp.mem, inp.off, lda, w.mem, w.off, (size_t)IC, beta, out.mem, out.off,
                            (size_t)OC);
 }

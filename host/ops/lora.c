@@ -6,15 +6,12 @@
 
 cllm_status cllm_op_lora_forward(cllm_runtime *rt, cllm_view out, cllm_view u, cllm_view inp,
                                  cllm_view a, cllm_view b, int N, int IC, int OC, int r, float s) {
-    /* u (N, r) = inp (N, IC) @ a^T (IC, r) */
-    cllm_status st = cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, (size_t)N, (size_t)r, (size_t)IC,
-                                     1.0f, inp.mem, inp.off, (size_t)IC, a.mem, a.off, (size_t)IC,
-                                     0.0f, u.mem, u.off, (size_t)r);
+    /* u (N, r) = inp (N, IC) @ a^T (IC, r); as the linear layers, a generation step's few rows
+     * go through host/gemv.h (cllm_op_matmul_nt) */
+    cllm_status st = cllm_op_matmul_nt(rt, u, inp, (size_t)IC, a, N, IC, r, 1.0f, 0.0f);
     if (st != CLLM_OK) return st;
     /* out (N, OC) += s * u (N, r) @ b^T (r, OC) */
-    return cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, (size_t)N, (size_t)OC, (size_t)r, s, u.mem,
-                           u.off, (size_t)r, b.mem, b.off, (size_t)r, 1.0f, out.mem, out.off,
-                           (size_t)OC);
+    return cllm_op_matmul_nt(rt, out, u, (size_t)r, b, N, r, OC, s, 1.0f);
 }
 
 cllm_status cllm_op_lora_backward(cllm_runtime *rt, cllm_view dinp, cllm_view da, cllm_view db,

@@ -76,10 +76,11 @@ cllm_status cllm_op_bias_backward(cllm_runtime *rt, cllm_view dbias, cllm_view s
  * accumulates (beta = 1). */
 cllm_status cllm_op_linear_forward(cllm_runtime *rt, cllm_view out, cllm_view res, cllm_view inp,
                                    cllm_view w, cllm_view b, int N, int IC, int OC);
-/* out (N, OC) = inp (N, IC) @ w^T + beta * out, the input's rows lda apart (the product of a
- * linear layer; the LM head over the last position of each sequence reads rows n*C apart). */
+/* out (N, OC) = alpha * inp (N, IC) @ w^T + beta * out, the input's rows lda apart: the
+ * product of a linear layer (and of LoRA's adapters; the LM head over the last position of
+ * each sequence reads rows n*C apart), through host/gemv.h for a few rows, else host/blas.c. */
 cllm_status cllm_op_matmul_nt(cllm_runtime *rt, cllm_view out, cllm_view inp, size_t lda,
-                              cllm_view w, int N, int IC, int OC, float beta);
+                              cllm_view w, int N, int IC, int OC, float alpha, float beta);
 /* dinp (N, IC) = dout @ w (written, or added when accumulate); dw (OC, IC) += dout^T @ inp;
  * db (OC) += column sums of dout. dinp.mem, dw.mem, db.mem may each be NULL (not wanted: a
  * frozen weight under LoRA has no dw, db). scratch: CLLM_OPS_COLSUM_CHUNKS * OC floats. */
