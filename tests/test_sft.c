@@ -238,10 +238,121 @@ static void test_mask_gradients(cllm_runtime *rt) {
     free(dir);
 }
 
+/* The mean assistant-token loss of one record (a JSONL line) alone, B = 1. */
+static double record_loss(cllm_gpt *m, const char *dir, const char *line,
+                          const cllm_chat_template *t, const cllm_tokenizer *tok, int T) {
+    cllm_sft_set s = read_one(dir, "one.jsonl", line, t, tok, T);
+    uint32_t in[128], tg[128];
+    float tl[128];
+    cllm_sft_row(&s, 0, T, in, tg);
+    CHECK_OK(cllm_gpt_forward(m, in, tg, 1, T));
+    CHECK_OK(cllm_gpt_get_token_losses(m, tl));
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < T; i++)
+        if (tg[i] != CLLM_IGNORE_TARGET) {
+            sum += tl[i];
+            n++;
+        }
+    cllm_sft_set_free(&s);
+    return sum / n;
+}
+
+/* The category check's numbers against each variant scored alone: own = the record as it is,
+ * wrong = the record with its category's name replaced (as whole words, in user and system
+ * messages only); records with no category or not naming it are left out. */
+static void test_category_check(cllm_runtime *rt) {
+    enum { T = 100 };
+    cllm_tokenizer *tok = tiny_tokenizer(300);
+    cllm_checkpoint ck;
+    make_ckpt(&ck, 300, T);
+    cllm_chat_template t;
+    cllm_sft_vocab_report rep;
+    CHECK_OK(cllm_sft_prepare_checkpoint(&ck, tok, &t, CLLM_SFT_INIT_SUBWORD, &rep));
+    char *dir = test_tmpdir("sft_category");
+    /* answers a, b, c of categories cats, mats, hats; "hats" is not named in its request */
+    static const char *fmt = "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief about "
+                             "%s.\"},{\"role\":\"user\",\"content\":\"Tell me a fortune about "
+                             "%s, %scats.\"},{\"role\":\"assistant\",\"content\":\"%s\"}],"
+                             "\"category\":\"%s\"}\n";
+    static const char *cats[] = {"cats", "mats", "hats"};
+    static const char *answers[] = {"The cat sat on the mat.", "It is a cat.", "hi hi hello"};
+    char file[4096] = "", line[512];
+    for (int i = 0; i < 3; i++) {
+        const char *named = i == 2 ? "pets" : cats[i];
+        snprintf(line, sizeof line, fmt, named, named, "not ", answers[i], cats[i]);
+        strcat(file, line);
+    }
+    strcat(file, "{\"prompt\":\"Tell me about cats.\",\"response\":\"bye bye\"}\n");
+    char *path = cllm_path_join(dir, "val.jsonl");
+    CHECK_OK(cllm_write_file_atomic(path, file, strlen(file)));
+    cllm_sft_read_opts ro = {.max_tokens = T + 1, .strict = true};
+    cllm_sft_set set;
+    CHECK_OK(cllm_sft_read(&set, path, &t, tok, &ro));
+    cllm_gpt_opts o = {.max_batch = 2, .max_seq = T};
+    cllm_gpt *m = NULL;
+    CHECK_OK(cllm_gpt_init(&m, rt, &ck.cfg, &o));
+    if (!m) exit(1);
+    CHECK_OK(cllm_gpt_set_params(m, ck.params));
+    cllm_sft_category_opts co = {.B = 2, .T = T, .seed = 1};
+    cllm_sft_category_report r;
+    CHECK_OK(cllm_sft_category_check(m, tok, &t, &set, &co, &r));
+    CHECK_MSG(r.items == 2 && r.skipped == 2 && r.categories == 3 && r.wrong_per_item == 2,
+              "items %d skipped %d categories %d wrong %d", r.items, r.skipped, r.categories,
+              r.wrong_per_item);
+    /* by hand: each answer under each name; "not cats" stays (only whole words change, and
+     * the own name "cats" in record 0 is replaced everywhere it stands alone) */
+    double own = 0, wrong = 0, gap2 = 0, l[2][3];
+    int lower = 0, top = 0;
+    for (int i = 0; i < 2; i++) {
+        for (int k = 0; k < 3; k++) {
+            const char *use = cats[k];
+            char rep_not[16];
+            snprintf(rep_not, sizeof rep_not, "not %s", i == 0 ? use : "cats");
+            snprintf(line, sizeof line, fmt, use, use, "", answers[i], cats[i]);
+            /* the request's "not cats." : a whole word "cats" is replaced only for record 0 */
+            char *p = strstr(line, ", cats.");
+            char fixed[512];
+            snprintf(fixed, sizeof fixed, "%.*s, %s.%s", (int)(p - line), line, rep_not,
+                     p + strlen(", cats."));
+            l[i][k] = record_loss(m, dir, fixed, &t, tok, T);
+        }
+        const int own_k = i;
+        double w = 0, best = 1e30;
+        for (int k = 0; k < 3; k++)
+            if (k != own_k) {
+                w += l[i][k] / 2;
+                if (l[i][k] < best) best = l[i][k];
+            }
+        own += l[i][own_k] / 2;
+        wrong += w / 2;
+        gap2 += (w - l[i][own_k]) / 2;
+        lower += l[i][own_k] < w;
+        top += l[i][own_k] < best;
+    }
+    CHECK_MSG(test_close(r.own, own, 1e-5, 1e-4) && test_close(r.wrong, wrong, 1e-5, 1e-4) &&
+                  test_close(r.gap, gap2, 1e-5, 1e-4),
+              "own %.7g vs %.7g, wrong %.7g vs %.7g", r.own, own, r.wrong, wrong);
+    CHECK(r.lower == lower / 2.0 && r.top1 == top / 2.0 && r.chance == 1.0 / 3);
+    printf("category check: own %.4f, wrong %.4f, gap %.4f +- %.4f\n", r.own, r.wrong, r.gap,
+           r.gap_se);
+    /* one wrong category drawn per answer */
+    co.n_wrong = 1;
+    CHECK_OK(cllm_sft_category_check(m, tok, &t, &set, &co, &r));
+    CHECK(r.items == 2 && r.wrong_per_item == 1 && r.chance == 0.5 && test_close(r.own, own, 1e-5, 1e-4));
+    cllm_gpt_free(m);
+    cllm_sft_set_free(&set);
+    cllm_checkpoint_clear(&ck);
+    cllm_tokenizer_free(tok);
+    free(path);
+    free(dir);
+}
+
 int main(void) {
     cllm_runtime *rt = test_runtime();
     test_old_logits(rt);
     test_mask_gradients(rt);
+    test_category_check(rt);
     cllm_runtime_free(rt);
     return test_exit();
 }

@@ -64,6 +64,7 @@
 #include "cllm/chat.h"
 #include "cllm/checkpoint.h"
 #include "cllm/common.h"
+#include "cllm/gpt.h"
 #include "cllm/tokenizer.h"
 
 #include <stdbool.h>
@@ -175,6 +176,44 @@ char *cllm_sft_batcher_position(const cllm_sft_batcher *b);
 cllm_status cllm_sft_batcher_seek(cllm_sft_batcher *b, const char *json);
 /* Epoch and index of the next conversation. */
 void cllm_sft_batcher_where(const cllm_sft_batcher *b, uint64_t *epoch, int *index);
+
+/* ---------------------------------------------------------------- does the model use the prompt?
+ *
+ * The category check (the demo's claim, for sets `cllm data make-sft` builds, whose records
+ * carry a "category" and name it in the user's request): each answer of a held-out set is
+ * scored (its mean loss per assistant token, content and <|end|>) under its own record, and
+ * again with the category's name, wherever it stands as a whole word in a system or user
+ * message, replaced by another category's name. A model that learnt to answer the request
+ * gives its answers a lower loss under their own category. Records without a category, whose
+ * messages do not name it, or that do not fit the rows whole under every name are left out
+ * (counted). Runs forward passes on `m` (any model with max_batch >= B, max_seq >= T). */
+
+typedef struct {
+    int max_items; /* answers scored, the first ones of the set (0 = all) */
+    int n_wrong;   /* wrong categories per answer, drawn at random from the others (0 = all) */
+    uint64_t seed; /* for that draw */
+    int B, T;      /* rows per forward, tokens per row */
+} cllm_sft_category_opts;
+
+typedef struct {
+    int items;         /* answers scored */
+    int skipped;       /* records left out (no category, not named, too long) */
+    int categories;    /* categories in the set */
+    int wrong_per_item; /* wrong categories each answer was scored under */
+    double own;        /* mean over answers of their loss under their own category */
+    double wrong;      /* ... under the wrong ones (each answer's mean over them) */
+    double gap, gap_se; /* mean of (wrong - own) per answer, and its standard error */
+    double lower;      /* share of answers with own < their mean wrong loss */
+    double top1;       /* share whose own category gives the lowest loss of all scored */
+    double chance;     /* what top1 is by chance: 1 / (1 + wrong_per_item) */
+} cllm_sft_category_report;
+
+/* Score the conversations of `set` (re-read from set->path at set->line[i], so a split keeps
+ * its records) with the bound template `t` and `tok` (the model's). */
+cllm_status cllm_sft_category_check(cllm_gpt *m, const cllm_tokenizer *tok,
+                                    const cllm_chat_template *t, const cllm_sft_set *set,
+                                    const cllm_sft_category_opts *o,
+                                    cllm_sft_category_report *rep);
 
 /* ---------------------------------------------------------------- the model for the template */
 
