@@ -85,7 +85,7 @@ void cli_print_help(const cli_spec *spec) {
         printf("  %-34s %s", left, o->help ? o->help : "");
         if (o->required)
             printf(" (required)");
-        else
+        else if (!o->no_default)
             print_default(o);
         if (o->kind == CLI_STRS) printf(" (repeatable)");
         printf("\n");

@@ -49,6 +49,8 @@ typedef struct {
     double lo, hi;       /* numeric range checked when lo < hi */
     bool required;
     bool *seen; /* set to true when the option was given (may be NULL) */
+    bool no_default; /* --help prints no "(default: ...)": it depends on other inputs, and the
+                        help text says how */
 } cli_opt;
 
 typedef struct {

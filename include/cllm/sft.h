@@ -66,6 +66,7 @@
 #include "cllm/common.h"
 #include "cllm/gpt.h"
 #include "cllm/tokenizer.h"
+#include "cllm/train.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -176,6 +177,12 @@ char *cllm_sft_batcher_position(const cllm_sft_batcher *b);
 cllm_status cllm_sft_batcher_seek(cllm_sft_batcher *b, const char *json);
 /* Epoch and index of the next conversation. */
 void cllm_sft_batcher_where(const cllm_sft_batcher *b, uint64_t *epoch, int *index);
+
+/* A batch source for the trainer (cllm/train.h) over a batcher of `set` (borrowed: it must
+ * outlive the source): training sources save and restore the batcher's position, validation
+ * sources rewind and count their batches. Free with cllm_batch_source_free. */
+cllm_status cllm_sft_source_init(cllm_batch_source **src, const cllm_sft_set *set, int B, int T,
+                                 bool training, bool shuffle, uint64_t seed);
 
 /* ---------------------------------------------------------------- does the model use the prompt?
  *
