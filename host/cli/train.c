@@ -3,6 +3,7 @@
  * --resume, the options the run was saved with), then the flags. */
 #include "args.h"
 #include "commands.h"
+#include "train_flags.h"
 
 #include "cllm/checkpoint.h"
 #include "cllm/tokenizer.h"
@@ -21,22 +22,13 @@
 
 static volatile sig_atomic_t g_stop;
 
-static void on_signal(int sig) {
-    static const char msg[] = "\ncllm train: stopping after this step and saving a checkpoint "
-                              "(press Ctrl-C again to quit without saving)\n";
-    (void)sig;
-    g_stop = 1;
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
 /* What the flags set besides cllm_train_opts. */
 typedef struct {
-    const char *model, *init, *data, *out, *dev, *plat, *schedule, *order, *min_lr, *sample_prompt;
+    const char *model, *init, *data, *out, *dev, *plat, *order, *sample_prompt;
     long long seed;
-    int stop_at;
     bool resume;
-    bool seen_seed, seen_schedule, seen_order, seen_seq;
+    bool seen_seed, seen_order, seen_seq;
+    cli_loop_flags lf;
 } train_flags;
 
 static const char SUMMARY[] =
@@ -89,36 +81,12 @@ static int parse(int argc, char **argv, cllm_train_opts *o, train_flags *f) {
         {"seq", 't', CLI_INT, &o->seq, "T",
          "tokens per sequence (at most n_positions; the default is cut to it)", .lo = 1,
          .hi = 1 << 16, .seen = &f->seen_seq},
-        {"grad-accum", 0, CLI_INT, &o->grad_accum, "K",
-         "micro-batches per step (B * T * K tokens per step)", .lo = 1, .hi = 1 << 16},
-        {"lr", 0, CLI_DOUBLE, &o->lr, "LR", "peak learning rate", .lo = 1e-12, .hi = 10},
-        {"min-lr", 0, CLI_STR, &f->min_lr, "LR",
-         "learning rate at the last step (cosine, linear) (default: lr / 10)"},
-        {"warmup", 0, CLI_INT, &o->warmup, "N", "steps of linear warmup", .lo = 0, .hi = 2e9},
-        {"schedule", 0, CLI_CHOICE, &f->schedule, NULL, "learning-rate schedule after warmup",
-         .choices = "cosine|linear|constant", .seen = &f->seen_schedule},
-        {"weight-decay", 0, CLI_DOUBLE, &o->weight_decay, "W",
-         "AdamW decoupled weight decay (2-D weights and embeddings)", .lo = 0, .hi = 1e3},
-        {"beta1", 0, CLI_DOUBLE, &o->beta1, "B1", "AdamW beta1", .lo = 0, .hi = 0.999999},
-        {"beta2", 0, CLI_DOUBLE, &o->beta2, "B2", "AdamW beta2", .lo = 0, .hi = 0.999999},
-        {"eps", 0, CLI_DOUBLE, &o->eps, "EPS", "AdamW epsilon", .lo = 1e-30, .hi = 1},
-        {"clip", 0, CLI_DOUBLE, &o->clip, "NORM", "clip the global gradient norm to NORM (0 = off)",
-         .lo = 0, .hi = 1e9},
+        CLI_LOOP_OPTS(o, &f->lf, false),
         {"seed", 0, CLI_I64, &f->seed, "N", "seed of the weights, the data order and the samples",
          .lo = 0, .hi = 9.2e18, .seen = &f->seen_seed},
         {"data-order", 0, CLI_CHOICE, &f->order, NULL,
          "shuffled: each epoch a permutation of the windows drawn from (seed, epoch)",
          .choices = "shuffled|sequential", .seen = &f->seen_order},
-        {"eval-every", 0, CLI_INT, &o->eval_every, "N",
-         "validation loss every N steps and at the end (0 = off)", .lo = 0, .hi = 2e9},
-        {"eval-batches", 0, CLI_INT, &o->eval_batches, "N",
-         "validation batches (at most what the val split holds)", .lo = 1, .hi = 2e9},
-        {"ckpt-every", 0, CLI_INT, &o->ckpt_every, "N",
-         "checkpoint every N steps (0: only at the end; always at the end)", .lo = 0, .hi = 2e9},
-        {"keep", 0, CLI_INT, &o->keep, "N", "checkpoints to keep, the newest (0 = all)", .lo = 0,
-         .hi = 1e6},
-        {"max-skips", 0, CLI_INT, &o->max_skips, "N",
-         "non-finite steps in a row (their updates skipped) that stop the run", .lo = 1, .hi = 1e6},
         {"sample-every", 0, CLI_INT, &o->sample_every, "N",
          "print a generated sample every N steps and at the end, also to RUN/samples.jsonl "
          "(0 = off)",
@@ -127,11 +95,6 @@ static int parse(int argc, char **argv, cllm_train_opts *o, train_flags *f) {
          .hi = 1 << 20},
         {"sample-prompt", 0, CLI_STR, &f->sample_prompt, "TEXT",
          "what samples continue (default: <|endoftext|>, a new document)"},
-        {"stop-at", 0, CLI_INT, &f->stop_at, "STEP",
-         "end this session after STEP with a checkpoint; --resume continues to --steps (0 = off)",
-         .lo = 0, .hi = 2e9},
-        {"log-every", 0, CLI_INT, &o->log_every, "N",
-         "a progress line every N steps when stdout is not a terminal", .lo = 1, .hi = 2e9},
         CLI_DEVICE_OPTS(&f->dev, &f->plat),
     };
     const cli_spec spec = {"cllm train",
@@ -155,40 +118,6 @@ static int usage(const char *fmt, ...) {
     va_end(ap);
     fprintf(stderr, " (see 'cllm train --help')\n");
     return 2;
-}
-
-/* The exact command line, quoted for a POSIX shell where needed. */
-static char *command_line(int argc, char **argv) {
-    size_t cap = 16;
-    for (int i = 0; i < argc; i++)
-        cap += 4 * strlen(argv[i]) + 3;
-    char *s = malloc(cap), *p = s;
-    if (!s) return NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        bool plain = *a && i > 0;
-        for (const char *c = a; *c && plain; c++)
-            plain =
-                strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./:,+@%",
-                       *c) != NULL;
-        if (i) *p++ = ' ';
-        if (i == 0 || plain) {
-            p += sprintf(p, "%s", a);
-            continue;
-        }
-        *p++ = '\'';
-        for (const char *c = a; *c; c++) {
-            if (*c == '\'') {
-                memcpy(p, "'\\''", 4);
-                p += 4;
-            } else {
-                *p++ = *c;
-            }
-        }
-        *p++ = '\'';
-    }
-    *p = 0;
-    return s;
 }
 
 static bool has_split(const char *dir, const char *split) {
@@ -268,7 +197,7 @@ static cllm_status pick_tokenizer(const char *data, const char *ck_tok, const ch
 
 int cmd_train(int argc, char **argv) {
     cllm_train_opts o = cllm_train_opts_default();
-    train_flags f = {.seed = (long long)o.seed, .schedule = "cosine", .order = "shuffled"};
+    train_flags f = {.seed = (long long)o.seed, .order = "shuffled", .lf = {.schedule = "cosine"}};
     int rc = parse(argc, argv, &o, &f);
     if (rc >= 0) return rc;
 
@@ -324,21 +253,13 @@ int cmd_train(int argc, char **argv) {
     }
     /* the flags over the base */
     train_flags g = {.seed = (long long)base.seed,
-                     .schedule = cllm_schedule_kind_name(base.schedule),
+                     .lf = {.schedule = cllm_schedule_kind_name(base.schedule)},
                      .order = order};
     parse(argc, argv, &base, &g);
     o = base;
     if (g.seen_seed) o.seed = (uint64_t)g.seed;
-    if (g.seen_schedule) cllm_schedule_kind_parse(g.schedule, &o.schedule);
-    if (g.min_lr) {
-        char *end;
-        double v = strtod(g.min_lr, &end);
-        if (!*g.min_lr || *end || !(v >= 0 && v <= 10)) {
-            rc = usage("--min-lr expects a number in [0, 10], got '%s'", g.min_lr);
-            goto done;
-        }
-        o.min_lr = v;
-    }
+    if ((rc = cli_loop_flags_apply("cllm train", &g.lf, &o)) >= 0) goto done;
+    rc = -1;
     /* the built-in sequence length is a default, not a demand: a smaller model gets its own */
     if (!f.resume && !g.seen_seq && o.seq == cllm_train_opts_default().seq &&
         o.seq > cfg.n_positions)
@@ -370,7 +291,7 @@ int cmd_train(int argc, char **argv) {
     if (f.init) cJSON_AddStringToObject(args, "init", f.init);
     if (prompt) cJSON_AddStringToObject(args, "sample_prompt", prompt);
     args_json = cJSON_PrintUnformatted(args);
-    cmd = command_line(argc, argv);
+    cmd = cli_command_line(argc, argv);
     if (!args_json || !cmd) {
         st = cllm_fail(CLLM_ERR_NOMEM, "out of memory");
         goto fail;
@@ -392,19 +313,14 @@ int cmd_train(int argc, char **argv) {
                                 .args_json = args_json,
                                 .command_line = cmd,
                                 .stop = &g_stop,
-                                .stop_at = g.stop_at,
+                                .stop_at = g.lf.stop_at,
                                 .sample_prompt = prompt,
                                 .log = stdout,
                                 .tty = isatty(STDOUT_FILENO)};
     CLLM_TRY(cllm_trainer_init(&tr, rt, &s));
     free(init.params); /* uploaded */
     init.params = NULL;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C quits at once */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_stop(&g_stop, "cllm train");
     st = cllm_trainer_run(tr);
     if (st == CLLM_ERR_INTERRUPTED) {
         printf("%s\n", cllm_last_error());
