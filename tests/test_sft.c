@@ -13,28 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static cllm_tokenizer *tiny_tokenizer(uint32_t vocab) {
-    static const char base[] = "Be brief. Hello there! Tell me a fortune about cats. The cat sat "
-                               "on the mat. What is it? It is a cat. hi hi hello, bye bye.";
-    char text[8192];
-    size_t n = (size_t)snprintf(text, sizeof text, "%s", base);
-    test_rng r = {11};
-    while (n + 12 < sizeof text) {
-        text[n++] = ' ';
-        for (int k = 2 + (int)(test_rng_u64(&r) % 6); k > 0; k--)
-            text[n++] = (char)('a' + test_rng_u64(&r) % 26);
-    }
-    cllm_text doc = {text, n};
-    cllm_bpe_train_opts o = cllm_bpe_train_opts_default();
-    o.vocab_size = vocab;
-    o.min_frequency = 1;
-    o.threads = 1;
-    cllm_tokenizer *tok = NULL;
-    CHECK_OK(cllm_tokenizer_train(&tok, &doc, 1, &o));
-    if (!tok || cllm_tokenizer_vocab_size(tok) != vocab) exit(1);
-    return tok;
-}
-
 static void make_ckpt(cllm_checkpoint *ck, int V, int T) {
     memset(ck, 0, sizeof *ck);
     ck->cfg = (cllm_gpt_config){.vocab_size = V,
@@ -79,7 +57,7 @@ static void test_old_logits(cllm_runtime *rt) {
     for (int pass = 0; pass < 2; pass++) {
         /* 0: V 300, the four new rows fit in Vp 384; 1: V 384 = Vp, which grows to 512 */
         const uint32_t V = pass == 0 ? 300 : 384;
-        cllm_tokenizer *tok = tiny_tokenizer(V);
+        cllm_tokenizer *tok = test_bpe_tokenizer(V);
         cllm_checkpoint ck;
         make_ckpt(&ck, (int)V, T);
         cllm_tokens p = {0};
@@ -115,6 +93,14 @@ static void test_old_logits(cllm_runtime *rt) {
     }
 }
 
+/* A random model of vocabulary 300 with a 300-token tokenizer, grown for the template. */
+static void prepared(int T, cllm_tokenizer **tok, cllm_checkpoint *ck, cllm_chat_template *t) {
+    *tok = test_bpe_tokenizer(300);
+    make_ckpt(ck, 300, T);
+    cllm_sft_vocab_report rep;
+    CHECK_OK(cllm_sft_prepare_checkpoint(ck, *tok, t, CLLM_SFT_INIT_SUBWORD, &rep));
+}
+
 /* One SFT row through forward and backward: its loss and all gradients. */
 typedef struct {
     cllm_gpt *m;
@@ -146,12 +132,10 @@ static cllm_sft_set read_one(const char *dir, const char *name, const char *line
 
 static void test_mask_gradients(cllm_runtime *rt) {
     enum { T = 80 };
-    cllm_tokenizer *tok = tiny_tokenizer(300);
+    cllm_tokenizer *tok;
     cllm_checkpoint ck;
-    make_ckpt(&ck, 300, T);
     cllm_chat_template t;
-    cllm_sft_vocab_report rep;
-    CHECK_OK(cllm_sft_prepare_checkpoint(&ck, tok, &t, CLLM_SFT_INIT_SUBWORD, &rep));
+    prepared(T, &tok, &ck, &t);
     char *dir = test_tmpdir("sft_mask");
     /* a, and b = a with its trailing user turn changed (text and length): nothing after the
      * last assistant token is learnt, and causal attention keeps it out of what is */
@@ -263,12 +247,10 @@ static double record_loss(cllm_gpt *m, const char *dir, const char *line,
  * messages only); records with no category or not naming it are left out. */
 static void test_category_check(cllm_runtime *rt) {
     enum { T = 100 };
-    cllm_tokenizer *tok = tiny_tokenizer(300);
+    cllm_tokenizer *tok;
     cllm_checkpoint ck;
-    make_ckpt(&ck, 300, T);
     cllm_chat_template t;
-    cllm_sft_vocab_report rep;
-    CHECK_OK(cllm_sft_prepare_checkpoint(&ck, tok, &t, CLLM_SFT_INIT_SUBWORD, &rep));
+    prepared(T, &tok, &ck, &t);
     char *dir = test_tmpdir("sft_category");
     /* answers a, b, c of categories cats, mats, hats; "hats" is not named in its request */
     static const char *fmt = "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief about "

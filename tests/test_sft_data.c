@@ -15,34 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A byte-level BPE of `vocab` tokens learnt from a few sentences and seeded random words (so
- * that there are enough pairs to merge for any size used here). */
-static cllm_tokenizer *tiny_tokenizer(uint32_t vocab) {
-    static const char base[] = "Be brief. Hello there! Tell me a fortune about cats. The cat sat "
-                               "on the mat. What is it? It is a cat. hi hi hello, bye bye.";
-    char text[8192];
-    size_t n = (size_t)snprintf(text, sizeof text, "%s", base);
-    test_rng r = {11};
-    while (n + 12 < sizeof text) {
-        text[n++] = ' ';
-        for (int k = 2 + (int)(test_rng_u64(&r) % 6); k > 0; k--)
-            text[n++] = (char)('a' + test_rng_u64(&r) % 26);
-    }
-    cllm_text doc = {text, n};
-    cllm_bpe_train_opts o = cllm_bpe_train_opts_default();
-    o.vocab_size = vocab;
-    o.min_frequency = 1;
-    o.threads = 1;
-    cllm_tokenizer *tok = NULL;
-    CHECK_OK(cllm_tokenizer_train(&tok, &doc, 1, &o));
-    if (!tok || cllm_tokenizer_vocab_size(tok) != vocab) {
-        fprintf(stderr, "tiny tokenizer: %u tokens, want %u\n",
-                tok ? cllm_tokenizer_vocab_size(tok) : 0, vocab);
-        exit(1);
-    }
-    return tok;
-}
-
 static char *write_file(const char *dir, const char *name, const char *text) {
     char *p = cllm_path_join(dir, name);
     CHECK_OK(cllm_write_file_atomic(p, text, strlen(text)));
@@ -96,7 +68,7 @@ static void check_row(const cllm_sft_set *set, int i, int T, const conv_ref *r, 
 
 static void test_read_and_mask(void) {
     char *dir = test_tmpdir("sft_data");
-    cllm_tokenizer *tok = tiny_tokenizer(300);
+    cllm_tokenizer *tok = test_bpe_tokenizer(300);
     cllm_chat_template t;
     cllm_chat_template_default(&t);
     CHECK_OK(cllm_chat_template_add_tokens(&t, tok, NULL));
@@ -209,7 +181,7 @@ static void test_read_and_mask(void) {
 
 static void test_malformed(void) {
     char *dir = test_tmpdir("sft_bad");
-    cllm_tokenizer *tok = tiny_tokenizer(300);
+    cllm_tokenizer *tok = test_bpe_tokenizer(300);
     cllm_chat_template t;
     cllm_chat_template_default(&t);
     CHECK_OK(cllm_chat_template_add_tokens(&t, tok, NULL));
@@ -463,7 +435,7 @@ static void test_grow(void) {
          *    rows the new tokens take are re-initialised; mean init */
         const uint32_t tv = pass == 0 ? 300 : pass == 1 ? 384 : 290;
         const int V = pass == 2 ? 300 : (int)tv;
-        cllm_tokenizer *tok = tiny_tokenizer(tv);
+        cllm_tokenizer *tok = test_bpe_tokenizer(tv);
         const uint32_t tv_real = cllm_tokenizer_vocab_size(tok);
         const int Vm = pass == 2 ? V : (int)tv_real;
         cllm_checkpoint ck;
@@ -548,7 +520,7 @@ static void test_grow(void) {
     cllm_checkpoint ck;
     make_ckpt(&ck, 200);
     CHECK(cllm_sft_grow_vocab(&ck, 100) == CLLM_ERR_USAGE);
-    cllm_tokenizer *tok = tiny_tokenizer(300);
+    cllm_tokenizer *tok = test_bpe_tokenizer(300);
     cllm_chat_template t;
     cllm_sft_vocab_report rep;
     CHECK(cllm_sft_prepare_checkpoint(&ck, tok, &t, CLLM_SFT_INIT_MEAN, &rep) == CLLM_ERR_FORMAT &&

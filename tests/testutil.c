@@ -119,3 +119,24 @@ cllm_tokenizer *test_tokenizer(const char *text, uint32_t vocab) {
     }
     return tok;
 }
+
+cllm_tokenizer *test_bpe_tokenizer(uint32_t vocab) {
+    static const char base[] = "Be brief. Hello there! Tell me a fortune about cats. The cat sat "
+                               "on the mat. What is it? It is a cat. hi hi hello, bye bye.";
+    char text[8192];
+    size_t n = (size_t)snprintf(text, sizeof text, "%s", base);
+    test_rng r = {11};
+    while (n + 12 < sizeof text) {
+        text[n++] = ' ';
+        for (int k = 2 + (int)(test_rng_u64(&r) % 6); k > 0; k--)
+            text[n++] = (char)('a' + test_rng_u64(&r) % 26);
+    }
+    text[n] = 0;
+    cllm_tokenizer *tok = test_tokenizer(text, vocab);
+    if (cllm_tokenizer_vocab_size(tok) != vocab) {
+        fprintf(stderr, "test_bpe_tokenizer: %u tokens, want %u\n", cllm_tokenizer_vocab_size(tok),
+                vocab);
+        exit(1);
+    }
+    return tok;
+}

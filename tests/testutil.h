@@ -81,6 +81,9 @@ cllm_runtime *test_runtime(void);
 /* A byte-level BPE tokenizer trained on `text` (every pair seen once may merge) with at most
  * `vocab` tokens, on one thread; exits 1 if training fails. */
 cllm_tokenizer *test_tokenizer(const char *text, uint32_t vocab);
+/* One of exactly `vocab` tokens learnt from a few English sentences and seeded random words
+ * (enough pairs to merge for any vocab up to ~1500); exits 1 if it cannot. */
+cllm_tokenizer *test_bpe_tokenizer(uint32_t vocab);
 /* A fresh, empty directory $CLLM_TEST_TMP/<name> (malloc'd path). */
 char *test_tmpdir(const char *name);
 /* Path of a file under tests/fixtures (malloc'd), or NULL if CLLM_FIXTURES is unset. */

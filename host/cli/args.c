@@ -15,14 +15,27 @@ int cli_report(cllm_status st) {
     return st == CLLM_ERR_USAGE ? 2 : 1;
 }
 
+static int usage_v(const char *cmd, const char *fmt, va_list ap) {
+    fprintf(stderr, "%s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see '%s --help')\n", cmd);
+    return 2;
+}
+
 int cli_usage_error(const cli_spec *spec, const char *fmt, ...) {
     va_list ap;
-    fprintf(stderr, "%s: ", spec->cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    int rc = usage_v(spec->cmd, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (see '%s --help')\n", spec->cmd);
-    return 2;
+    return rc;
+}
+
+int cli_usage_cmd(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = usage_v(cmd, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 void cli_strlist_free(cli_strlist *l) {

@@ -79,6 +79,8 @@ int cli_strlist_push(cli_strlist *l, const char *s, int argi);
 int cli_report(cllm_status st);
 /* A usage error from the command itself: prints "<cmd>: <msg> (see '<cmd> --help')", returns 2 */
 int cli_usage_error(const cli_spec *spec, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for a command named `cmd` ("cllm train"), outside cli_parse's spec. */
+int cli_usage_cmd(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* --device/--platform, shared by every command that computes. */
 #define CLI_DEVICE_OPTS(devp, platp)                                                           \

@@ -136,16 +136,7 @@ static int parse(int argc, char **argv, cllm_train_opts *o, sft_flags *f) {
     return cli_parse(&spec, argc, argv, NULL);
 }
 
-static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage(const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, SFT_CMD ": ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see '" SFT_CMD " --help')\n");
-    return 2;
-}
+#define usage(...) cli_usage_cmd(SFT_CMD, __VA_ARGS__)
 
 /* The SFT defaults over cllm train's (those that depend on the data are set later). */
 static cllm_train_opts sft_defaults(void) {

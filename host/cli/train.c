@@ -109,16 +109,7 @@ static int parse(int argc, char **argv, cllm_train_opts *o, train_flags *f) {
     return cli_parse(&spec, argc, argv, NULL);
 }
 
-static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage(const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "cllm train: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see 'cllm train --help')\n");
-    return 2;
-}
+#define usage(...) cli_usage_cmd("cllm train", __VA_ARGS__)
 
 static bool has_split(const char *dir, const char *split) {
     DIR *d = opendir(dir);
