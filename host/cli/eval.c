@@ -172,24 +172,30 @@ static cllm_status data_tokenizer(const cllm_model *mdl, const char *dir,
 
 /* ---------------------------------------------------------------- progress */
 
+/* On a terminal one line rewritten in place; otherwise (a log) a plain line every 10 s, and
+ * a last one when any was printed: short runs print nothing. */
 typedef struct {
-    bool show;
+    int mode; /* 0 quiet, 1 terminal, 2 plain lines */
     const char *what;
     const char *unit;
     double t0, last;
+    bool printed;
 } progress;
 
 static void progress_line(progress *p, uint64_t done, uint64_t total, bool final) {
-    if (!p->show) return;
+    if (!p->mode) return;
     double now = cllm_now();
-    if (!final && now - p->last < 0.25) return;
+    if (p->last == 0) p->last = p->t0;
+    double every = p->mode == 1 ? 0.25 : 10.0;
+    if (!(final && (p->mode == 1 || p->printed)) && now - p->last < every) return;
     p->last = now;
+    p->printed = true;
     double el = now - p->t0, rate = el > 0 ? (double)done / el : 0;
     double eta = rate > 0 ? (double)(total - done) / rate : 0;
-    fprintf(stderr, "\reval: %s %3.0f%% (%llu of %llu %s), %.1f %s/s, ETA %.0f s   ", p->what,
-            total ? 100.0 * (double)done / (double)total : 100.0, (unsigned long long)done,
-            (unsigned long long)total, p->unit, rate, p->unit, eta);
-    if (final) fprintf(stderr, "\n");
+    fprintf(stderr, "%seval: %s %3.0f%% (%llu of %llu %s), %.1f %s/s, ETA %.0f s%s",
+            p->mode == 1 ? "\r" : "", p->what, total ? 100.0 * (double)done / (double)total : 100.0,
+            (unsigned long long)done, (unsigned long long)total, p->unit, rate, p->unit, eta,
+            p->mode == 1 && !final ? "   " : "\n");
     fflush(stderr);
 }
 
@@ -337,7 +343,8 @@ int cmd_eval(int argc, char **argv) {
          .lo = 1, .hi = 4096, .seen = &batch_seen},
         {"strict", 0, CLI_FLAG, &strict, NULL,
          "a malformed --mc line is an error (default: skipped, counted and reported)"},
-        {"quiet", 'q', CLI_FLAG, &quiet, NULL, "no progress line"},
+        {"quiet", 'q', CLI_FLAG, &quiet, NULL,
+         "no progress (on a terminal a line in place, else a line every 10 s)"},
         CLI_DEVICE_OPTS(&dev, &plat),
     };
     const cli_spec spec = {
@@ -477,7 +484,7 @@ int cmd_eval(int argc, char **argv) {
     CLLM_TRY(cllm_eval_report_add_value(rep, "model", "vocab_size", cfg->vocab_size));
     CLLM_TRY(cllm_eval_report_add_string(rep, "model", "device", cllm_runtime_device(rt)->name));
     CLLM_TRY(cllm_eval_report_add_value(rep, "model", "batch", batch));
-    const bool show = !quiet && isatty(STDERR_FILENO);
+    const int show = quiet ? 0 : isatty(STDERR_FILENO) ? 1 : 2;
 
     if (data || text) {
         const cllm_tokenizer *tok = mdl->tok;
