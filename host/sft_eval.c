@@ -278,3 +278,35 @@ fail:
     cllm_chat_mask_free(&all_mask);
     return st;
 }
+
+cllm_status cllm_sft_eval_loss(cllm_gpt *m, const cllm_sft_set *set, int B, int T, double *loss,
+                               uint64_t *targets) {
+    *loss = NAN;
+    cllm_sft_batcher *b = NULL;
+    const size_t BT = (size_t)B * T;
+    uint32_t *in = cllm_malloc(BT * sizeof *in), *tg = cllm_malloc(BT * sizeof *tg);
+    cllm_status st = in && tg ? CLLM_OK : CLLM_ERR_NOMEM;
+    double sum = 0;
+    uint64_t count = 0;
+    if (st == CLLM_OK) st = cllm_sft_batcher_init(&b, set, B, T, false, false, 0);
+    const uint64_t n = st == CLLM_OK ? cllm_sft_batcher_batches(b) : 0;
+    for (uint64_t i = 0; st == CLLM_OK && i < n; i++) {
+        CLLM_TRY(cllm_sft_batcher_next(b, in, tg));
+        uint64_t valid = 0;
+        for (size_t k = 0; k < BT; k++)
+            valid += tg[k] != CLLM_IGNORE_TARGET;
+        if (!valid) continue;
+        float l;
+        CLLM_TRY(cllm_gpt_forward(m, in, tg, B, T));
+        CLLM_TRY(cllm_gpt_get_loss(m, &l));
+        sum += (double)l * (double)valid;
+        count += valid;
+    }
+    if (st == CLLM_OK && count) *loss = sum / (double)count;
+    if (targets) *targets = count;
+fail:
+    cllm_sft_batcher_free(b);
+    free(in);
+    free(tg);
+    return st;
+}

@@ -8,6 +8,7 @@
 #include "cllm/train.h"
 
 #include "cllm/checkpoint.h"
+#include "cllm/lora.h"
 #include "cllm/generate.h"
 #include "cllm/sample.h"
 #include "cllm/tokenizer.h"
@@ -46,8 +47,12 @@ struct cllm_trainer {
     bool nothing_to_do;          /* resumed at or past opts.steps */
     uint32_t *in, *tg;           /* (k, B, T) each: the micro-batches of one step */
     int *valid;                  /* (k) valid targets of each */
-    float *h_params, *h_m, *h_v; /* host copies for checkpoints, layout.total each */
+    float *h_params, *h_m, *h_v; /* host copies for checkpoints: the weights (layout.total), and
+                                    the moments of what is trained (the weights, or the adapters) */
     size_t n_params;
+    cllm_lora_config lora; /* rank > 0: only these adapters are trained */
+    float *h_lora;         /* (n_lora) host copy of the adapters */
+    size_t n_lora;
     FILE *metrics, *samples;
     char *metrics_path, *samples_path;
     char *last_ckpt;
@@ -306,11 +311,23 @@ static cllm_status load_resume(cllm_trainer *t, cllm_checkpoint *ck) {
         return st;
     }
     t->resumed_from = dir;
-    if (!ck->state_json || !ck->adam_m)
+    const bool lora = ck->lora.rank > 0;
+    if (!ck->state_json || !(lora ? ck->lora_m != NULL : ck->adam_m != NULL))
         return cllm_fail(CLLM_ERR_FORMAT,
                          "cannot resume from %s: it has no %s (not a training checkpoint; start a "
                          "new run from its weights with --init)",
-                         dir, !ck->state_json ? "state.json" : "optimizer.safetensors");
+                         dir,
+                         !ck->state_json ? "state.json"
+                         : lora          ? CLLM_LORA_OPTIMIZER_FILE
+                                         : "optimizer.safetensors");
+    if (t->s.lora.rank > 0 &&
+        (!lora || t->s.lora.rank != ck->lora.rank || t->s.lora.alpha != ck->lora.alpha ||
+         t->s.lora.targets != ck->lora.targets))
+        return cllm_fail(CLLM_ERR_USAGE,
+                         "cannot resume %s with LoRA rank %d: the run trained %s", t->run,
+                         t->s.lora.rank, lora ? "adapters of another rank, alpha or targets"
+                                              : "all the weights");
+    t->lora = ck->lora; /* a resumed run trains what it trained */
     return CLLM_OK;
 }
 
@@ -493,6 +510,8 @@ cllm_status cllm_trainer_init(cllm_trainer **out, cllm_runtime *rt, const cllm_t
         t->cfg = s->cfg;
         t->model_source = strdup(s->model_source ? s->model_source : "the model config");
         CLLM_TRY(cllm_gpt_config_validate(&t->cfg, t->model_source));
+        t->lora = s->lora;
+        if (t->lora.rank) CLLM_TRY(cllm_lora_config_check(&t->cfg, &t->lora));
         CLLM_TRY(build_config_json(&t->cfg, NULL, s->config_extra_json, &t->config_json));
         t->tokenizer_json = dup_or_null(s->tokenizer_json);
         CLLM_TRY(check_sources(t));
@@ -504,28 +523,43 @@ cllm_status cllm_trainer_init(cllm_trainer **out, cllm_runtime *rt, const cllm_t
     cllm_gpt_opts go = {.max_batch = t->o.batch,
                         .max_seq = t->o.seq,
                         .training = true,
-                        .kv_cache = t->o.sample_every > 0};
+                        .kv_cache = t->o.sample_every > 0,
+                        .lora = t->lora};
     CLLM_TRY(cllm_gpt_init(&t->m, rt, &t->cfg, &go));
     if (s->resume) {
         CLLM_TRY(cllm_gpt_set_params(t->m, ck.params));
-        CLLM_TRY(cllm_gpt_set_adam(t->m, ck.adam_m, ck.adam_v));
-    } else if (s->init_params) {
-        CLLM_TRY(cllm_gpt_set_params(t->m, s->init_params));
+        if (t->lora.rank) {
+            CLLM_TRY(cllm_gpt_lora_set_params(t->m, ck.lora_params));
+            CLLM_TRY(cllm_gpt_lora_set_adam(t->m, ck.lora_m, ck.lora_v));
+        } else {
+            CLLM_TRY(cllm_gpt_set_adam(t->m, ck.adam_m, ck.adam_v));
+        }
     } else {
-        CLLM_TRY(cllm_gpt_init_weights(t->m, t->o.seed));
+        if (s->init_params)
+            CLLM_TRY(cllm_gpt_set_params(t->m, s->init_params));
+        else
+            CLLM_TRY(cllm_gpt_init_weights(t->m, t->o.seed));
+        if (t->lora.rank && s->init_lora)
+            CLLM_TRY(cllm_gpt_lora_set_params(t->m, s->init_lora));
+        else if (t->lora.rank)
+            CLLM_TRY(cllm_gpt_lora_init_weights(t->m, t->o.seed));
     }
     cllm_checkpoint_clear(&ck);
     cllm_gpt_layout lay;
     cllm_gpt_layout_compute(&t->cfg, &lay);
     t->n_params = lay.total;
+    t->n_lora = cllm_lora_numel(&t->cfg, &t->lora);
+    const size_t n_moments = t->lora.rank ? t->n_lora : t->n_params;
     const size_t micro = (size_t)t->o.batch * t->o.seq, all = micro * (size_t)t->o.grad_accum;
     t->in = cllm_malloc(all * sizeof *t->in);
     t->tg = cllm_malloc(all * sizeof *t->tg);
     t->valid = cllm_calloc((size_t)t->o.grad_accum, sizeof *t->valid);
     t->h_params = cllm_malloc(t->n_params * sizeof(float));
-    t->h_m = cllm_malloc(t->n_params * sizeof(float));
-    t->h_v = cllm_malloc(t->n_params * sizeof(float));
-    if (!t->in || !t->tg || !t->valid || !t->h_params || !t->h_m || !t->h_v) {
+    t->h_m = cllm_malloc(n_moments * sizeof(float));
+    t->h_v = cllm_malloc(n_moments * sizeof(float));
+    t->h_lora = t->n_lora ? cllm_malloc(t->n_lora * sizeof(float)) : NULL;
+    if (!t->in || !t->tg || !t->valid || !t->h_params || !t->h_m || !t->h_v ||
+        (t->n_lora && !t->h_lora)) {
         st = CLLM_ERR_NOMEM;
         goto fail;
     }
@@ -559,6 +593,7 @@ void cllm_trainer_free(cllm_trainer *t) {
     free(t->h_params);
     free(t->h_m);
     free(t->h_v);
+    free(t->h_lora);
     free(t->metrics_path);
     free(t->last_ckpt);
     free(t);
@@ -629,7 +664,19 @@ static cllm_status save_checkpoint(cllm_trainer *t) {
                        t->step, t->last_ckpt ? t->last_ckpt : "none");
         goto fail;
     }
-    CLLM_TRY(cllm_gpt_get_adam(t->m, t->h_m, t->h_v));
+    if (t->lora.rank) {
+        CLLM_TRY(cllm_gpt_lora_get_params(t->m, t->h_lora));
+        if (!all_finite(t->h_lora, t->n_lora)) {
+            st = cllm_fail(CLLM_ERR_NUMERIC,
+                           "step %d: the LoRA adapters hold non-finite values; not saving them "
+                           "(the last checkpoint is %s)",
+                           t->step, t->last_ckpt ? t->last_ckpt : "none");
+            goto fail;
+        }
+        CLLM_TRY(cllm_gpt_lora_get_adam(t->m, t->h_m, t->h_v));
+    } else {
+        CLLM_TRY(cllm_gpt_get_adam(t->m, t->h_m, t->h_v));
+    }
     state = state_json(t);
     if (!state) {
         st = cllm_fail(CLLM_ERR_NOMEM, "out of memory");
@@ -640,13 +687,18 @@ static cllm_status save_checkpoint(cllm_trainer *t) {
         st = cllm_fail(CLLM_ERR_IO, "%s: %s", t->metrics_path, strerror(errno));
         goto fail;
     }
+    const bool lora = t->lora.rank > 0;
     cllm_checkpoint ck = {.cfg = t->cfg,
                           .params = t->h_params,
-                          .adam_m = t->h_m,
-                          .adam_v = t->h_v,
+                          .adam_m = lora ? NULL : t->h_m,
+                          .adam_v = lora ? NULL : t->h_v,
                           .config_json = t->config_json,
                           .state_json = state,
-                          .tokenizer_json = t->tokenizer_json};
+                          .tokenizer_json = t->tokenizer_json,
+                          .lora = t->lora,
+                          .lora_params = lora ? t->h_lora : NULL,
+                          .lora_m = lora ? t->h_m : NULL,
+                          .lora_v = lora ? t->h_v : NULL};
     CLLM_TRY(cllm_checkpoint_save(t->run, t->step, &ck, t->o.keep, &dir));
     free(t->last_ckpt);
     t->last_ckpt = dir;
@@ -793,13 +845,30 @@ fail:
 static void print_setup(cllm_trainer *t) {
     const cllm_gpt_config *c = &t->cfg;
     const cllm_train_opts *o = &t->o;
-    cllm_gpt_opts go = {.max_batch = o->batch, .max_seq = o->seq, .training = true};
+    cllm_gpt_opts go = {.max_batch = o->batch,
+                        .max_seq = o->seq,
+                        .training = true,
+                        .kv_cache = o->sample_every > 0,
+                        .lora = t->lora};
     log_line(t,
              "model: %s, %.2f M parameters (%d layers, %d wide, %d heads, vocabulary %d, context "
              "%d); %.1f MiB on %s",
              t->model_source, cllm_gpt_num_params(c) / 1e6, c->n_layer, c->n_embd, c->n_head,
              c->vocab_size, c->n_positions, cllm_gpt_memory_required(c, &go) / 1048576.0,
              cllm_runtime_device(t->rt)->name);
+    if (t->lora.rank) {
+        cllm_gpt_opts full = go;
+        full.lora.rank = 0;
+        char targets[96];
+        cllm_lora_targets_text(t->lora.targets, targets, sizeof targets);
+        log_line(t,
+                 "LoRA: rank %d, alpha %g on %s: %zu trainable values (%.2f%% of the model), the "
+                 "rest frozen; %.1f MiB on the device where training every weight takes %.1f MiB",
+                 t->lora.rank, (double)t->lora.alpha, targets, t->n_lora,
+                 100.0 * (double)t->n_lora / (double)cllm_gpt_num_params(c),
+                 cllm_gpt_memory_required(c, &go) / 1048576.0,
+                 cllm_gpt_memory_required(c, &full) / 1048576.0);
+    }
     const cllm_batch_source *src[2] = {t->s.train, t->s.val};
     for (int i = 0; i < 2; i++)
         if (src[i])

@@ -93,6 +93,45 @@ expect 0 "sft to step 3" "$C" sft "${R[@]}" --out "$T/r3" --stop-at 3
 expect 2 "resume on other data" "$C" sft --out "$T/r3" --resume --data "$T/sft-less.jsonl"
 expect_err "the data changed" "$C" sft --out "$T/r3" --resume --data "$T/sft-less.jsonl"
 
+# ---- --eval-only: the loss of a checkpoint on chat data, nothing written
+out=$("$C" sft --init "$T/a" --val-data "$T/sft-val.jsonl" --eval-only --batch 4 --seq 63 \
+  --samples 1 --sample-tokens 4 2>&1)
+ev=$(sed -n 's/^eval: .*loss \([0-9.]*\) .*/\1/p' <<<"$out")
+close() { awk -v a="$1" -v b="$2" 'BEGIN{d=a-b; if(d<0)d=-d; r=b<0?-b:b; exit !(d <= 1e-5 + 1e-4*r)}'; }
+check '[ -n "$ev" ] && close "$ev" "$v1"' "--eval-only gives the run's last validation loss ($ev vs $v1)"
+
+# ---- LoRA: only the adapters change, resume is exact, the merged model computes the same
+L=(--init "$T/base" --data "$T/sft.jsonl" --val-data "$T/sft-val.jsonl" --batch 4 --seq 63
+   --samples 0 --lora-rank 4 --eval-every 3)
+out=$("$C" sft "${L[@]}" --out "$T/l6" --steps 6 2>&1)
+check 'grep -q "LoRA: rank 4, alpha 16 on c_attn,attn.c_proj,c_fc,mlp.c_proj: 4096 trainable values" <<<"$out"' \
+  "the LoRA run says what it trains and the memory beside full training"
+check '[ -f "$T/l6/step_00000006/adapter_model.safetensors" ] && [ -f "$T/l6/step_00000006/adapter_optimizer.safetensors" ] && [ ! -e "$T/l6/step_00000006/optimizer.safetensors" ]' \
+  "a LoRA checkpoint holds the adapters and their moments, no base moments"
+expect 0 "LoRA 2 steps" "$C" sft "${L[@]}" --out "$T/l2" --steps 2
+check 'cmp -s "$T/l6/step_00000006/model.safetensors" "$T/l2/step_00000002/model.safetensors"' \
+  "the base weights are the same after 2 and 6 steps (frozen)"
+check '! cmp -s "$T/l6/step_00000006/adapter_model.safetensors" "$T/l2/step_00000002/adapter_model.safetensors"' \
+  "the adapters moved"
+expect 0 "LoRA to step 3" "$C" sft "${L[@]}" --out "$T/l3" --steps 6 --stop-at 3
+expect 2 "LoRA resume with another rank" "$C" sft --out "$T/l3" --resume --lora-rank 2
+expect 0 "LoRA resume" "$C" sft --out "$T/l3" --resume --samples 0
+for f in adapter_model.safetensors adapter_optimizer.safetensors model.safetensors; do
+  check 'cmp -s "$T/l6/step_00000006/$f" "$T/l3/step_00000006/$f"' "LoRA 6 steps = 3 + --resume 3: $f"
+done
+check '[ "$(losses "$T/l6/metrics.jsonl")" = "$(losses "$T/l3/metrics.jsonl")" ]' \
+  "LoRA 6 steps = 3 + --resume 3: the losses"
+lv=$(tail -1 "$T/l6/metrics.jsonl" | sed -n 's/.*"val_loss":\([0-9.]*\).*/\1/p')
+expect 0 "export --merge-lora" "$C" export --ckpt "$T/l6" --merge-lora --out "$T/l6-merged"
+check '[ ! -e "$T/l6-merged/adapter_model.safetensors" ] && grep -q cllm-chat-v1 "$T/l6-merged/config.json"' \
+  "the merged export is a plain model with the chat template"
+mv=$("$C" sft --init "$T/l6-merged" --val-data "$T/sft-val.jsonl" --eval-only --batch 4 --seq 63 \
+  --samples 0 2>&1 | sed -n 's/^eval: .*loss \([0-9.]*\) .*/\1/p')
+check '[ -n "$mv" ] && [ -n "$lv" ] && close "$mv" "$lv"' \
+  "the merged model's loss equals the unmerged adapters' ($mv vs $lv)"
+check 'grep -q "\"full_finetune_device_memory_bytes\"" "$T/l6/sft_report.json"' \
+  "sft_report.json records the memory beside full training"
+
 # ---- malformed records: skipped and counted, or with --strict an error naming FILE:LINE
 { head -3 "$T/sft.jsonl"
   echo '{"messages":[{"role":"robot","content":"beep"},{"role":"assistant","content":"x"}]}'
@@ -129,6 +168,12 @@ expect 2 "--category-check without categories" "$C" sft --init "$T/base" --data 
   --val-data "$T/nocat.jsonl" --out "$T/u1" --category-check
 expect 1 "--resume of nothing" "$C" sft --out "$T/none" --resume
 expect_err "cannot resume" "$C" sft --out "$T/none" --resume
+expect 2 "--eval-only without --init" "$C" sft --val-data "$T/sft-val.jsonl" --eval-only
+expect 2 "no --out" "$C" sft --init "$T/base" --data "$T/sft.jsonl"
+expect 2 "a LoRA rank wider than the model" "$C" sft --init "$T/base" --data "$T/sft.jsonl" \
+  --out "$T/u1" --lora-rank 64
+expect 2 "an unknown LoRA target" "$C" sft --init "$T/base" --data "$T/sft.jsonl" --out "$T/u1" \
+  --lora-rank 2 --lora-targets q_proj
 expect 2 "unknown --overflow" "$C" sft --init "$T/base" --data "$T/sft.jsonl" --out "$T/u1" \
   --overflow cut
 check '[ ! -e "$T/u1" ]' "usage errors leave no run directory"

@@ -9,6 +9,7 @@
 
 #include "cllm/checkpoint.h"
 #include "cllm/generate.h"
+#include "cllm/lora.h"
 #include "cllm/sft.h"
 #include "cllm/train.h"
 #include "cllm/util.h"
@@ -25,15 +26,20 @@
 
 /* The learning rate when the --init checkpoint records none: Hugging Face Trainer's default. */
 #define SFT_FALLBACK_LR 5e-5
+/* With LoRA, when the --init checkpoint records none: the LoRA paper's GPT-2 learning rate
+ * (Hu et al. 2021, table 11). */
+#define SFT_LORA_FALLBACK_LR 2e-4
 
 static volatile sig_atomic_t g_stop;
 
 typedef struct {
-    const char *init, *data, *val_data, *out, *dev, *plat, *overflow, *token_init;
+    const char *init, *data, *val_data, *out, *dev, *plat, *overflow, *token_init, *lora_targets;
     double val_fraction, epochs;
+    int lora_rank;
+    float lora_alpha;
     long long seed;
     int samples, sample_tokens, category_items, category_wrong;
-    bool resume, strict, category_check;
+    bool resume, strict, category_check, eval_only;
     bool seen_seed, seen_seq, seen_steps, seen_val_fraction, seen_overflow, seen_epochs;
     cli_loop_flags lf;
 } sft_flags;
@@ -62,7 +68,13 @@ static const char SUMMARY[] =
     "validation loss is over assistant tokens only. Before and after training, replies to a\n"
     "few validation prompts are printed (--samples), and with --category-check the held-out\n"
     "answers are scored under their own category's request and under wrong ones (for sets\n"
-    "from cllm data make-sft). RUN gets cllm train's files plus sft_report.json.";
+    "from cllm data make-sft). RUN gets cllm train's files plus sft_report.json.\n"
+    "\n"
+    "--lora-rank R trains LoRA adapters instead (PEFT's formula and files; the weights,\n"
+    "the new template rows included, stay frozen), with --lr defaulting to the --init run's\n"
+    "pretraining lr (2e-4 when it records none); checkpoints hold the base model and the\n"
+    "adapters (adapter_model.safetensors, adapter_config.json); cllm export --merge-lora\n"
+    "writes the fine-tuned model as a plain one.";
 
 static const char EPILOG[] =
     "examples:\n"
@@ -72,6 +84,9 @@ static const char EPILOG[] =
     "      --category-check\n"
     "  cllm sft --init runs/nano --data chats.jsonl --val-fraction 0.05 --out runs/chat --epochs 2\n"
     "  cllm sft --out runs/nano-sft --resume                 # after Ctrl-C or a crash\n"
+    "  cllm sft --init runs/nano --data sft.jsonl --val-data sft-val.jsonl --out runs/nano-lora \\\n"
+    "      --lora-rank 8\n"
+    "  cllm export --ckpt runs/nano-lora --merge-lora --out hf/nano-chat\n"
     "exit codes: 0 done (or stopped by Ctrl-C with a checkpoint), 1 runtime error, 2 usage error";
 
 static int parse(int argc, char **argv, cllm_train_opts *o, sft_flags *f) {
@@ -84,7 +99,7 @@ static int parse(int argc, char **argv, cllm_train_opts *o, sft_flags *f) {
          "hold out this share of --data for validation instead (by a hash of each "
          "conversation and --seed)",
          .lo = 1e-9, .hi = 0.999999, .seen = &f->seen_val_fraction},
-        {"out", 'o', CLI_STR, &f->out, "RUN", "run directory", .required = true},
+        {"out", 'o', CLI_STR, &f->out, "RUN", "run directory (required unless --eval-only)"},
         {"resume", 0, CLI_FLAG, &f->resume, NULL,
          "continue RUN from its latest checkpoint, everything restored"},
         {"epochs", 0, CLI_DOUBLE, &f->epochs, "E",
@@ -105,7 +120,17 @@ static int parse(int argc, char **argv, cllm_train_opts *o, sft_flags *f) {
          "rows of added template tokens: the mean of the rows of the pieces their text encodes "
          "to, or of all rows",
          .choices = "subword|mean"},
-        {"seed", 0, CLI_I64, &f->seed, "N", "seed of the data order and the validation split",
+        {"lora-rank", 0, CLI_INT, &f->lora_rank, "R",
+         "train LoRA adapters of rank R on --lora-targets, every weight frozen (0 = train all "
+         "weights)",
+         .lo = 0, .hi = 1 << 16},
+        {"lora-alpha", 0, CLI_FLOAT, &f->lora_alpha, "A", "LoRA scale numerator: scale = A / R",
+         .lo = 1e-6, .hi = 1e6},
+        {"lora-targets", 0, CLI_STR, &f->lora_targets, "LIST",
+         "projections with adapters, PEFT's names: c_attn, attn.c_proj, c_fc, mlp.c_proj (c_proj: "
+         "both), all-linear"},
+        {"seed", 0, CLI_I64, &f->seed, "N",
+         "seed of the data order, the validation split and the LoRA adapters' A",
          .lo = 0, .hi = 9.2e18, .seen = &f->seen_seed},
         CLI_LOOP_OPTS(o, &f->lf, true),
         {"samples", 0, CLI_INT, &f->samples, "N",
@@ -113,6 +138,9 @@ static int parse(int argc, char **argv, cllm_train_opts *o, sft_flags *f) {
          .lo = 0, .hi = 1000},
         {"sample-tokens", 0, CLI_INT, &f->sample_tokens, "N", "new tokens per reply", .lo = 1,
          .hi = 1 << 16},
+        {"eval-only", 0, CLI_FLAG, &f->eval_only, NULL,
+         "no training: the assistant-token loss of --init on --val-data (or --data), replies, "
+         "and with --category-check the category check"},
         {"category-check", 0, CLI_FLAG, &f->category_check, NULL,
          "score held-out answers under their own category's request and under wrong ones, "
          "before and after (records with a \"category\", as make-sft writes)"},
@@ -126,7 +154,8 @@ static int parse(int argc, char **argv, cllm_train_opts *o, sft_flags *f) {
     const cli_spec spec = {SFT_CMD,
                            "--init CKPT --data FILE.jsonl [--val-data FILE.jsonl | --val-fraction "
                            "F] --out RUN [options]\n"
-                           "       cllm sft --out RUN --resume [options]",
+                           "       cllm sft --out RUN --resume [options]\n"
+                           "       cllm sft --init CKPT --val-data FILE.jsonl --eval-only [options]",
                            SUMMARY,
                            opts,
                            CLI_COUNT(opts),
@@ -169,6 +198,15 @@ static cllm_status read_set(cllm_sft_set *s, const char *path, const cllm_chat_t
                             bool strict) {
     cllm_sft_read_opts ro = {.max_tokens = max_tokens, .overflow = ov, .strict = strict};
     return cllm_sft_read(s, path, t, tok, &ro);
+}
+
+/* The row length that holds the longest conversation of `s` whole, at most n_positions. */
+static int longest_row(const cllm_sft_set *s, int n_positions) {
+    uint64_t longest = 0;
+    for (int i = 0; i < s->n; i++)
+        if (s->offset[i + 1] - s->offset[i] > longest) longest = s->offset[i + 1] - s->offset[i];
+    int T = longest - 1 < (uint64_t)n_positions ? (int)(longest - 1) : n_positions;
+    return T < 1 ? 1 : T;
 }
 
 /* ---------------------------------------------------------------- samples and the report */
@@ -230,6 +268,17 @@ static cllm_status reply(cllm_gpt *m, const cllm_tokenizer *tok, const cllm_chat
     }
     cllm_gen_result_free(&r);
     return st;
+}
+
+static void free_rows(sample_row *rows, int n) {
+    for (int i = 0; rows && i < n; i++) {
+        free(rows[i].prompt);
+        free(rows[i].reference);
+        free(rows[i].category);
+        free(rows[i].before);
+        free(rows[i].after);
+    }
+    free(rows);
 }
 
 /* Text on one line: newlines and tabs shown as \n and \t. */
@@ -310,6 +359,16 @@ static cllm_status load_init(model_side *ms, const char *init, cllm_sft_token_in
                          init);
     CLLM_TRY(cllm_tokenizer_from_json(&ms->tok, ms->ck.tokenizer_json,
                                       strlen(ms->ck.tokenizer_json), init));
+    if (ms->ck.lora.rank > 0) { /* a LoRA fine-tuned model: start from what it computes */
+        cllm_lora_merge(&ms->ck.cfg, &ms->ck.lora, ms->ck.params, ms->ck.lora_params);
+        printf("init: %s: its LoRA adapters (rank %d) merged into the weights\n", init,
+               ms->ck.lora.rank);
+        free(ms->ck.lora_params);
+        free(ms->ck.lora_m);
+        free(ms->ck.lora_v);
+        ms->ck.lora_params = ms->ck.lora_m = ms->ck.lora_v = NULL;
+        memset(&ms->ck.lora, 0, sizeof ms->ck.lora);
+    }
     cllm_sft_vocab_report r;
     CLLM_TRY(cllm_sft_prepare_checkpoint(&ms->ck, ms->tok, &ms->t, how, &r));
     printf("init: %s: vocabulary %d%s", init, r.vocab_old,
@@ -360,6 +419,88 @@ static double recorded_lr(const cllm_checkpoint *ck) {
     return v;
 }
 
+/* --eval-only: what --init does on the data, before any training: the assistant-token loss,
+ * replies, the category check. Nothing is written. */
+static int eval_only(const cllm_train_opts *o, const sft_flags *f) {
+    if (!f->init) return usage("--eval-only needs --init CKPT (the model to measure)");
+    if (!f->val_data && !f->data) return usage("--eval-only needs --val-data or --data FILE.jsonl");
+    if (f->resume || f->lora_rank) return usage("--eval-only trains nothing: no --resume, --lora-rank");
+    cllm_status st = CLLM_OK;
+    model_side ms = {0};
+    cllm_sft_set all = {0}, rest = {0}, eval = {0};
+    cllm_runtime *rt = NULL;
+    cllm_gpt *m = NULL;
+    sample_row *rows = NULL;
+    int n_rows = 0;
+    cllm_sft_token_init how;
+    cllm_sft_token_init_parse(f->token_init, &how);
+    CLLM_TRY(load_init(&ms, f->init, how));
+    const cllm_gpt_config *cfg = &ms.ck.cfg;
+    int T = o->seq;
+    if (f->seen_seq && T > cfg->n_positions) {
+        st = cllm_fail(CLLM_ERR_USAGE, "--seq %d exceeds the context of the model (n_positions %d)",
+                       T, cfg->n_positions);
+        goto fail;
+    }
+    cllm_sft_overflow ov;
+    cllm_sft_overflow_parse(f->overflow, &ov);
+    const char *path = f->val_data ? f->val_data : f->data;
+    CLLM_TRY(read_set(&all, path, &ms.t, ms.tok, (f->seen_seq ? T : cfg->n_positions) + 1, ov,
+                      f->strict));
+    if (!f->seen_seq) T = longest_row(&all, cfg->n_positions);
+    if (!f->val_data && f->seen_val_fraction) {
+        CLLM_TRY(cllm_sft_split(&rest, &eval, &all, f->val_fraction, (uint64_t)f->seed));
+        cllm_sft_set_free(&all);
+    } else {
+        eval = all;
+        memset(&all, 0, sizeof all);
+    }
+    print_set_notes(&eval, T + 1);
+    cllm_runtime_opts ro = cllm_runtime_opts_default();
+    ro.device_spec = f->dev;
+    ro.platform_spec = f->plat;
+    CLLM_TRY(cllm_runtime_init(&rt, &ro));
+    cllm_gpt_opts go = {.max_batch = o->batch, .max_seq = T};
+    CLLM_TRY(cllm_gpt_init(&m, rt, cfg, &go));
+    CLLM_TRY(cllm_gpt_set_params(m, ms.ck.params));
+    double loss;
+    uint64_t targets;
+    CLLM_TRY(cllm_sft_eval_loss(m, &eval, o->batch, T, &loss, &targets));
+    printf("eval: %s: %d conversations, %llu assistant targets: loss %.6f (perplexity %.3f)\n",
+           eval.path, eval.n, (unsigned long long)targets, loss, exp(loss));
+    n_rows = eval.n < f->samples ? eval.n : f->samples;
+    rows = n_rows ? cllm_calloc((size_t)n_rows, sizeof *rows) : NULL;
+    for (int i = 0; rows && i < n_rows; i++) {
+        CLLM_TRY(sample_prompt(&eval, i, ms.tok, &rows[i]));
+        CLLM_TRY(reply(m, ms.tok, &ms.t, &eval, i, f->sample_tokens, &rows[i].after));
+        printf("  [%d]%s%s%s\n", i + 1, rows[i].category ? " (" : "",
+               rows[i].category ? rows[i].category : "", rows[i].category ? ")" : "");
+        print_flat("prompt", rows[i].prompt);
+        print_flat("reference", rows[i].reference);
+        print_flat("reply", rows[i].after);
+    }
+    if (f->category_check) {
+        cllm_sft_category_opts co = {.max_items = f->category_items,
+                                     .n_wrong = f->category_wrong,
+                                     .seed = (uint64_t)f->seed,
+                                     .B = o->batch,
+                                     .T = T};
+        cllm_sft_category_report cr;
+        CLLM_TRY(cllm_sft_category_check(m, ms.tok, &ms.t, &eval, &co, &cr));
+        print_category("of --init", &cr);
+    }
+fail:
+    free_rows(rows, n_rows);
+    cllm_gpt_free(m);
+    cllm_runtime_free(rt);
+    cllm_sft_set_free(&all);
+    cllm_sft_set_free(&rest);
+    cllm_sft_set_free(&eval);
+    cllm_checkpoint_clear(&ms.ck);
+    cllm_tokenizer_free(ms.tok);
+    return cli_report(st);
+}
+
 static const char *saved_str(const cJSON *a, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
@@ -373,9 +514,13 @@ int cmd_sft(int argc, char **argv) {
                    .epochs = 3,
                    .samples = 3,
                    .sample_tokens = 64,
+                   .lora_alpha = 16,
+                   .lora_targets = "all-linear",
                    .lf = {.schedule = "cosine"}};
     int rc = parse(argc, argv, &o, &f);
     if (rc >= 0) return rc;
+    if (f.eval_only) return eval_only(&o, &f);
+    if (!f.out) return usage("--out RUN is required");
 
     cllm_status st = CLLM_OK;
     cllm_runtime *rt = NULL;
@@ -413,7 +558,16 @@ int cmd_sft(int argc, char **argv) {
         cllm_sft_token_init_parse(f.token_init, &how);
         CLLM_TRY(load_init(&ms, f.init, how));
         double lr = recorded_lr(&ms.ck);
-        if (lr > 0) base.lr = lr / 10;
+        if (f.lora_rank)
+            base.lr = lr > 0 ? lr : SFT_LORA_FALLBACK_LR;
+        else if (lr > 0)
+            base.lr = lr / 10;
+    }
+    cllm_lora_config lora = {0};
+    if (f.lora_rank) {
+        lora = (cllm_lora_config){.rank = f.lora_rank, .alpha = f.lora_alpha};
+        CLLM_TRY(cllm_lora_parse_targets(f.lora_targets, &lora.targets));
+        CLLM_TRY(cllm_lora_config_check(&ms.ck.cfg, &lora));
     }
     if (f.val_data && f.seen_val_fraction) {
         rc = usage("give --val-data FILE or --val-fraction F, not both");
@@ -449,12 +603,7 @@ int cmd_sft(int argc, char **argv) {
     /* ---- the data: the row length from the longest conversation unless given */
     if (!f.resume && !g.seen_seq) {
         CLLM_TRY(read_set(&all, data, &ms.t, ms.tok, cfg->n_positions + 1, ov, f.strict));
-        uint64_t longest = 0;
-        for (int i = 0; i < all.n; i++)
-            if (all.offset[i + 1] - all.offset[i] > longest)
-                longest = all.offset[i + 1] - all.offset[i];
-        o.seq = longest - 1 < (uint64_t)cfg->n_positions ? (int)(longest - 1) : cfg->n_positions;
-        if (o.seq < 1) o.seq = 1;
+        o.seq = longest_row(&all, cfg->n_positions);
     } else {
         if (o.seq > cfg->n_positions) {
             rc = usage("--seq %d exceeds the context of the model (n_positions %d)", o.seq,
@@ -537,6 +686,7 @@ int cmd_sft(int argc, char **argv) {
                                 .cfg = *cfg,
                                 .model_source = f.init ? f.init : f.out,
                                 .init_params = ms.ck.params,
+                                .lora = lora,
                                 .tokenizer_json = ms.ck.tokenizer_json,
                                 .config_extra_json = extra,
                                 .train = train_src,
@@ -618,6 +768,25 @@ int cmd_sft(int argc, char **argv) {
     /* RUN/sft_report.json: what the run measured */
     rep = cJSON_CreateObject();
     cJSON_AddNumberToObject(rep, "step_before", step0);
+    {
+        const cllm_lora_config *lc = cllm_gpt_get_lora(m);
+        cllm_gpt_opts go = {.max_batch = o.batch, .max_seq = T, .training = true, .lora = *lc};
+        cJSON_AddNumberToObject(rep, "device_memory_bytes",
+                                (double)cllm_gpt_memory_required(cfg, &go));
+        if (lc->rank) {
+            go.lora.rank = 0;
+            char targets[96];
+            cllm_lora_targets_text(lc->targets, targets, sizeof targets);
+            cJSON *l = cJSON_CreateObject();
+            cJSON_AddNumberToObject(l, "rank", lc->rank);
+            cJSON_AddNumberToObject(l, "alpha", lc->alpha);
+            cJSON_AddStringToObject(l, "targets", targets);
+            cJSON_AddNumberToObject(l, "trainable", (double)cllm_lora_numel(cfg, lc));
+            cJSON_AddNumberToObject(l, "full_finetune_device_memory_bytes",
+                                    (double)cllm_gpt_memory_required(cfg, &go));
+            cJSON_AddItemToObject(rep, "lora", l);
+        }
+    }
     cJSON_AddNumberToObject(rep, "step", step1);
     double vb = val_before(f.out), va = cllm_trainer_last_val_loss(tr);
     if (isfinite(vb)) cJSON_AddNumberToObject(rep, "val_loss_step0", vb);
@@ -658,14 +827,7 @@ done_ok:
 fail:
     rc = cli_report(st);
 done:
-    for (int i = 0; i < n_rows; i++) {
-        free(rows[i].prompt);
-        free(rows[i].reference);
-        free(rows[i].category);
-        free(rows[i].before);
-        free(rows[i].after);
-    }
-    free(rows);
+    free_rows(rows, n_rows);
     cllm_trainer_free(tr);
     cllm_batch_source_free(train_src);
     cllm_batch_source_free(val_src);

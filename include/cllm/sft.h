@@ -184,6 +184,12 @@ void cllm_sft_batcher_where(const cllm_sft_batcher *b, uint64_t *epoch, int *ind
 cllm_status cllm_sft_source_init(cllm_batch_source **src, const cllm_sft_set *set, int B, int T,
                                  bool training, bool shuffle, uint64_t seed);
 
+/* The mean loss over every learnt (assistant) target of `set`, in rows of T, B rows per forward
+ * (the model needs max_batch >= B, max_seq >= T); *targets (may be NULL) receives their count.
+ * What `cllm sft` reports as the validation loss. */
+cllm_status cllm_sft_eval_loss(cllm_gpt *m, const cllm_sft_set *set, int B, int T, double *loss,
+                               uint64_t *targets);
+
 /* ---------------------------------------------------------------- does the model use the prompt?
  *
  * The category check (the demo's claim, for sets `cllm data make-sft` builds, whose records

@@ -39,7 +39,9 @@
  *                            Step 0 holds only the validation before training.
  *     RUN/samples.jsonl      with sample_every: {"step", "prompt", "text"} per sample
  *     RUN/step_NNNNNNNN/     checkpoints (cllm/checkpoint.h): model, config, tokenizer,
- *                            optimizer.safetensors, state.json; RUN/latest names the newest
+ *                            optimizer.safetensors, state.json; RUN/latest names the newest.
+ *                            With setup.lora, the frozen base, the adapters and their moments
+ *                            (cllm/lora.h's files) and no optimizer.safetensors
  *
  *   Resume: setup.resume = true continues RUN from its latest checkpoint: weights, AdamW
  *   moments, step and AdamW step, the sampling RNG, each source's position (set_position),
@@ -171,6 +173,12 @@ typedef struct {
     cllm_gpt_config cfg;        /* the model (when resuming, the checkpoint's is used) */
     const char *model_source;   /* where cfg came from, for messages ("models/gpt-nano.json") */
     const float *init_params;   /* starting weights in cllm's layout; NULL: GPT-2 init from seed */
+    cllm_lora_config lora;      /* rank > 0: train LoRA adapters (cllm/gpt.h, cllm/lora.h) over
+                                   the frozen weights: checkpoints hold the base and the adapters
+                                   with their moments, no optimizer.safetensors. A resume trains
+                                   what the run trained (another lora here is refused) */
+    const float *init_lora;     /* starting adapters (cllm_lora_numel floats); NULL: PEFT's init
+                                   (A drawn from opts.seed, B = 0: the base model's function) */
     const char *tokenizer_json; /* stored in every checkpoint (NULL: none) */
     const char *config_extra_json; /* a JSON object whose keys are added to config.json */
     cllm_batch_source *train;      /* required; the caller owns both sources */
