@@ -2,7 +2,7 @@
 """The training step of `cllm bench train` in PyTorch on the CPU, for the ratio between them.
 
     /usr/bin/python3 bench/torch_gpt.py --model models/gpt-mini.json --batch 8 --seq 256 \\
-        [--steps 5] [--warmup 1] [--threads N] [--cllm build/cllm] [--device SPEC]
+        [--steps 5] [--warmup 1] [--threads N] [--cllm build/cllm] [--device SPEC] [--clblast]
 
 Same model (tools/gpt2_ref.py: GPT-2 as Hugging Face's GPT2LMHeadModel computes it, float32),
 same step (zero grads, forward, mean cross-entropy, backward, clip_grad_norm_ to 1.0, AdamW
@@ -79,6 +79,8 @@ def main():
     ap.add_argument("--cllm", default=default_cllm,
                     help="cllm binary to run for the ratio, or 'none' (default: build/cllm)")
     ap.add_argument("--device", default=None, help="--device for cllm")
+    ap.add_argument("--clblast", action="store_true",
+                    help="have cllm also time CLBlast alone on the step's shapes")
     args = ap.parse_args()
     if args.batch < 1 or args.seq < 1 or args.steps < 1 or args.warmup < 0:
         ap.error("--batch, --seq and --steps must be positive, --warmup >= 0")
@@ -102,15 +104,18 @@ def main():
            "--json"]
     if args.device:
         cmd += ["--device", args.device]
+    if args.clblast:
+        cmd += ["--clblast"]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, universal_newlines=True)
     if r.returncode != 0:
         print("cllm bench train failed (exit %d)" % r.returncode, file=sys.stderr)
         return 1
     c = json.loads(r.stdout.strip().splitlines()[-1])
     print("cllm (%s): best %.3f s, median %.3f s -> %.1f tokens/s (median %.1f), %.1f GFLOP/s; "
-          "its best SGEMM %.1f GFLOP/s"
+          "its best product rate %.1f GFLOP/s (tune table: %s)%s"
           % (c["device"], c["best_step_s"], c["median_step_s"], c["tokens_per_s"],
-             c["median_tokens_per_s"], c["gflops"], c["gemm_best_gflops"]))
+             c["median_tokens_per_s"], c["gflops"], c["gemm_best_gflops"], c["tune_table"],
+             ", CLBlast alone %.1f GFLOP/s" % c["clblast_best_gflops"] if args.clblast else ""))
     print("ratio cllm / torch (best steps): %.2f" % (best / c["best_step_s"]))
     return 0
 

@@ -301,7 +301,7 @@ cllm_runtime_opts cllm_runtime_opts_default(void) {
     return o;
 }
 
-static char *default_cache_dir(void) {
+char *cllm_rt_default_cache_dir(void) {
     const char *xdg = getenv("XDG_CACHE_HOME");
     if (xdg && *xdg) return cllm_path_join(xdg, "cllm");
     const char *home = getenv("HOME");
@@ -361,7 +361,7 @@ cllm_status cllm_runtime_init(cllm_runtime **out, const cllm_runtime_opts *opts_
         const char *c = getenv("CLLM_CACHE");
         cache = !(c && (!strcmp(c, "0") || !strcasecmp(c, "off") || !strcasecmp(c, "no")));
     }
-    if (cache) rt->cache_dir = opts.cache_dir ? strdup(opts.cache_dir) : default_cache_dir();
+    if (cache) rt->cache_dir = opts.cache_dir ? strdup(opts.cache_dir) : cllm_rt_default_cache_dir();
     free(devs);
     free(pids);
     free(dids);
@@ -446,6 +446,25 @@ typedef struct {
     uint64_t checksum;
 } cache_header;
 
+/* Two 64-bit hashes of NUL-separated fields, the second of them starting from `seed`. */
+static void hash_fields(const char *const *parts, size_t n, uint64_t seed, uint64_t key[2]) {
+    uint64_t a = CLLM_FNV_SEED, b = seed;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(parts[i]) + 1; /* the NUL separates fields */
+        a = cllm_hash64(parts[i], len, a);
+        b = cllm_hash64(parts[i], len, b * 31 + i);
+    }
+    key[0] = a;
+    key[1] = b;
+}
+
+void cllm_rt_device_key(const cllm_runtime *rt, uint64_t key[2]) {
+    const char *parts[] = {rt->info.name,           rt->info.vendor,
+                           rt->info.device_version, rt->info.driver_version,
+                           rt->info.platform_name,  rt->info.platform_version};
+    hash_fields(parts, sizeof parts / sizeof *parts, 0x84222325cbf29ce4ull, key);
+}
+
 static void cache_key(const cllm_runtime *rt, const char *src, const char *opts, uint64_t key[2]) {
     const char *parts[] = {src,
                            opts,
@@ -455,14 +474,7 @@ static void cache_key(const cllm_runtime *rt, const char *src, const char *opts,
                            rt->info.driver_version,
                            rt->info.platform_name,
                            rt->info.platform_version};
-    uint64_t a = CLLM_FNV_SEED, b = 0x84222325cbf29ce4ull;
-    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
-        size_t len = strlen(parts[i]) + 1; /* the NUL separates fields */
-        a = cllm_hash64(parts[i], len, a);
-        b = cllm_hash64(parts[i], len, b * 31 + i);
-    }
-    key[0] = a;
-    key[1] = b;
+    hash_fields(parts, sizeof parts / sizeof *parts, 0x84222325cbf29ce4ull, key);
 }
 
 static char *cache_path(const cllm_runtime *rt, const uint64_t key[2]) {

@@ -59,6 +59,13 @@ cllm_status cllm_rt_args(cl_kernel k, int n, ...);
 cllm_status cllm_rt_launch(cllm_runtime *rt, cl_kernel k, cl_uint dims, const size_t *global,
                            const size_t *local);
 
+/* A hash of what identifies the device and its driver (device name, vendor and version, driver
+ * version, platform name and version): the device part of the program cache's key, also the
+ * key of the tune cache (host/tune_cache.c). */
+void cllm_rt_device_key(const cllm_runtime *rt, uint64_t key[2]);
+/* $XDG_CACHE_HOME/cllm, else ~/.cache/cllm (malloc'd; NULL when neither variable is set). */
+char *cllm_rt_default_cache_dir(void);
+
 /* Device buffers (reads/writes are blocking: for tests, loading and checkpointing only). */
 cllm_status cllm_rt_alloc(cllm_runtime *rt, size_t bytes, cl_mem *mem);
 cllm_status cllm_rt_write(cllm_runtime *rt, cl_mem mem, size_t offset, const void *src,

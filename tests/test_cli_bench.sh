@@ -25,12 +25,13 @@ expect 1 "inconsistent config" $B train --model "$T/bad.json"
 expect 1 "too large for the device" $B train --model "$T/tiny.json" --batch 1000000 --seq 19
 expect_err "smaller batch" $B train --model "$T/tiny.json" --batch 1000000 --seq 19
 
-out=$($B train --model "$T/tiny.json" --batch 2 --seq 19 --steps 2 --warmup 1 --gemm-reps 1 2>&1)
+out=$($B train --model "$T/tiny.json" --batch 2 --seq 19 --steps 2 --warmup 1 --gemm-reps 1 --clblast 2>&1)
 check '[ $? -eq 0 ]' "bench train runs: $out"
 check 'grep -q "tokens/s" <<<"$out"' "text output has tokens/s: $out"
-check 'grep -q "best CLBlast SGEMM" <<<"$out"' "text output has the GEMM rate: $out"
+check 'grep -q "best product rate on the step.s shapes" <<<"$out"' "text output has the GEMM rate: $out"
+check 'grep -q "best CLBlast SGEMM" <<<"$out"' "text output has CLBlast's rate: $out"
 json=$($B train --model "$T/tiny.json" --batch 2 --seq 19 --steps 1 --warmup 0 --gemm-reps 1 --json --phases)
-check 'python3 -c "import json,sys,math; d=json.loads(sys.argv[1]); assert d[\"tokens_per_s\"] > 0 and d[\"gemm_best_gflops\"] > 0 and math.isfinite(d[\"loss\"]) and d[\"forward_s\"] > 0" "$json"' \
+check 'python3 -c "import json,sys,math; d=json.loads(sys.argv[1]); assert d[\"tokens_per_s\"] > 0 and d[\"gemm_best_gflops\"] > 0 and d[\"clblast_best_gflops\"] == 0 and d[\"tune_table\"] in (\"cache\", \"builtin\", \"none\") and math.isfinite(d[\"loss\"]) and d[\"forward_s\"] > 0" "$json"' \
   "JSON output parses with positive rates: $json"
 
 # LoRA: the adapters' step beside the full one (same starting loss: B = 0 at init), the

@@ -31,9 +31,10 @@ static double median(double *x, int n) {
 }
 
 /* Best GFLOP/s of C (M, N) = A (M, K) @ B^T (N, K), the orientation of every linear layer's
- * forward, over `reps` timed runs after one untimed. */
-static cllm_status gemm_rate(cllm_runtime *rt, size_t M, size_t N, size_t K, int reps,
-                             double *gflops) {
+ * forward, over `reps` timed runs after one untimed: by `choice` (NULL: the path the tune table
+ * gives, as the step's own products take). */
+static cllm_status gemm_rate(cllm_runtime *rt, const cllm_gemm_choice *choice, size_t M, size_t N,
+                             size_t K, int reps, double *gflops) {
     cl_mem a = NULL, b = NULL, c = NULL;
     cllm_status st = CLLM_OK;
     *gflops = 0;
@@ -45,8 +46,13 @@ static cllm_status gemm_rate(cllm_runtime *rt, size_t M, size_t N, size_t K, int
     for (int r = -1; r < reps; r++) {
         CLLM_TRY(cllm_runtime_finish(rt));
         double t0 = cllm_now();
-        CLLM_TRY(cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, M, N, K, 1.0f, a, 0, K, b, 0, K,
-                                 0.0f, c, 0, N));
+        const cllm_gemm_shape sh = {CLLM_BLAS_N, CLLM_BLAS_T, M, N, K, 1};
+        if (choice)
+            CLLM_TRY(cllm_blas_sgemm_with(rt, choice, &sh, 1.0f, a, 0, K, 0, b, 0, K, 0, 0.0f, c,
+                                          0, N, 0));
+        else
+            CLLM_TRY(cllm_blas_sgemm(rt, CLLM_BLAS_N, CLLM_BLAS_T, M, N, K, 1.0f, a, 0, K, b, 0,
+                                     K, 0.0f, c, 0, N));
         CLLM_TRY(cllm_runtime_finish(rt));
         double g = 2.0 * M * N * K / (cllm_now() - t0) / 1e9;
         if (r >= 0 && g > *gflops) *gflops = g;
@@ -91,7 +97,7 @@ static int bench_train(int argc, char **argv) {
     int batch = 8, seq = 256, steps = 5, warmup = 1, gemm_reps = 3, lora_rank = 0;
     float lora_alpha = 16.0f;
     long long seed = 1337;
-    bool phases = false, json = false, memory_only = false;
+    bool phases = false, json = false, memory_only = false, clblast = false;
     const cli_opt opts[] = {
         {"model", 'm', CLI_STR, &model, "FILE", "model config (JSON, Hugging Face GPT-2 keys)",
          .required = true},
@@ -103,7 +109,7 @@ static int bench_train(int argc, char **argv) {
          "untimed steps first (kernel builds, CLBlast compiles its kernels on first use)", .lo = 0,
          .hi = 1e6},
         {"gemm-reps", 0, CLI_INT, &gemm_reps, "N",
-         "timed runs of each GPT-shaped SGEMM for the device's best GEMM rate (0: skip)", .lo = 0,
+         "timed runs of each GPT-shaped product for the device's best GEMM rate (0: skip)", .lo = 0,
          .hi = 1e6},
         {"seed", 0, CLI_I64, &seed, "N", "seed of the weights and the random tokens"},
         {"lora-rank", 0, CLI_INT, &lora_rank, "R",
@@ -116,6 +122,8 @@ static int bench_train(int argc, char **argv) {
         {"memory-only", 0, CLI_FLAG, &memory_only, NULL,
          "print the device memory of the step (and with --lora-rank of full training beside) and "
          "exit: nothing is allocated, so models larger than the device can be sized"},
+        {"clblast", 0, CLI_FLAG, &clblast, NULL,
+         "also time CLBlast alone on those shapes (its direct and indirect paths)"},
         {"phases", 0, CLI_FLAG, &phases, NULL,
          "also time forward, backward and optimizer apart (synchronises between them)"},
         {"json", 0, CLI_FLAG, &json, NULL, "print one JSON object instead of text"},
@@ -127,8 +135,9 @@ static int bench_train(int argc, char **argv) {
         "Time the training step of a model: forward, backward, gradient clipping (max norm 1) "
         "and AdamW on random tokens, the same work as one step of cllm train. Reports tokens/s, "
         "the achieved GFLOP/s (6 x matmul parameters x tokens, plus attention: 12 L T C per "
-        "token), and the best CLBlast SGEMM GFLOP/s on the step's own GEMM shapes, measured in "
-        "the same run, with their ratio.",
+        "token), and the best rate of the step's own GEMM shapes run alone the way the step runs "
+        "them (the device's tune table: see cllm tune), measured in the same run, with their "
+        "ratio; --clblast adds CLBlast's own rate on those shapes.",
         opts,
         CLI_COUNT(opts),
         "With --lora-rank the step trains LoRA adapters only (the base frozen: no gradients or\n"
@@ -267,24 +276,33 @@ static int bench_train(int argc, char **argv) {
     const size_t c = (size_t)cfg.n_embd, vp = (size_t)cllm_gpt_padded_vocab(&cfg);
     const size_t shapes[][3] = {
         {BT, 3 * c, c}, {BT, c, c}, {BT, 4 * c, c}, {BT, c, 4 * c}, {BT, vp, c}};
-    double gemm_best = 0;
-    size_t best_shape = 0;
+    double gemm_best = 0, clblast_best = 0;
+    size_t best_shape = 0, clblast_shape = 0;
+    const cllm_gemm_choice paths[2] = {{CLLM_GEMM_CLBLAST_DIRECT}, {CLLM_GEMM_CLBLAST_INDIRECT}};
     for (size_t i = 0; gemm_reps > 0 && i < sizeof shapes / sizeof *shapes; i++) {
         double g;
-        CLLM_TRY(gemm_rate(rt, shapes[i][0], shapes[i][1], shapes[i][2], gemm_reps, &g));
+        CLLM_TRY(gemm_rate(rt, NULL, shapes[i][0], shapes[i][1], shapes[i][2], gemm_reps, &g));
         if (g > gemm_best) gemm_best = g, best_shape = i;
+        for (int p = 0; p < 2 && clblast; p++) {
+            CLLM_TRY(
+                gemm_rate(rt, &paths[p], shapes[i][0], shapes[i][1], shapes[i][2], gemm_reps, &g));
+            if (g > clblast_best) clblast_best = g, clblast_shape = i;
+        }
     }
+    const cllm_tune_table *table = NULL;
+    CLLM_TRY(cllm_blas_table(rt, &table));
     double step_gflops = flops / best / 1e9;
     if (json) {
         printf("{\"model\": \"%s\", \"device\": \"%s\", \"params\": %zu, \"batch\": %d, "
                "\"seq\": %d, \"steps\": %d, \"best_step_s\": %.6f, \"median_step_s\": %.6f, "
                "\"tokens_per_s\": %.2f, \"median_tokens_per_s\": %.2f, \"gflop_per_step\": %.4f, "
-               "\"gflops\": %.3f, \"gemm_best_gflops\": %.3f, \"loss\": %.6f, "
+               "\"gflops\": %.3f, \"gemm_best_gflops\": %.3f, \"clblast_best_gflops\": %.3f, "
+               "\"tune_table\": \"%s\", \"loss\": %.6f, "
                "\"memory_bytes\": %zu, \"full_memory_bytes\": %zu, \"lora_rank\": %d, "
                "\"lora_values\": %.0f",
                model, cllm_runtime_device(rt)->name, cllm_gpt_num_params(&cfg), batch, seq, steps,
-               best, med, BT / best, BT / med, flops / 1e9, step_gflops, gemm_best, loss, mem,
-               mem_full, lora_rank, n_lora);
+               best, med, BT / best, BT / med, flops / 1e9, step_gflops, gemm_best, clblast_best,
+               table->origin, loss, mem, mem_full, lora_rank, n_lora);
         if (phases)
             printf(", \"forward_s\": %.6f, \"backward_s\": %.6f, \"optimizer_s\": %.6f", ph[0],
                    ph[1], ph[2]);
@@ -306,10 +324,15 @@ static int bench_train(int argc, char **argv) {
                    "%.1f tokens/s; the LoRA step takes %.2f of its time (median %.2f)\n",
                    peer_best, peer_med, BT / peer_best, best / peer_best, med / peer_med);
         if (gemm_reps > 0)
-            printf("best CLBlast SGEMM on the step's shapes: %.1f GFLOP/s (%zux%zux%zu); the step "
-                   "reaches %.0f%% of it\n",
-                   gemm_best, shapes[best_shape][0], shapes[best_shape][1], shapes[best_shape][2],
-                   100.0 * step_gflops / gemm_best);
+            printf("best product rate on the step's shapes, as the step runs them (tune table: "
+                   "%s): %.1f GFLOP/s (%zux%zux%zu); the step reaches %.0f%% of it\n",
+                   table->origin, gemm_best, shapes[best_shape][0], shapes[best_shape][1],
+                   shapes[best_shape][2], 100.0 * step_gflops / gemm_best);
+        if (gemm_reps > 0 && clblast)
+            printf("best CLBlast SGEMM on the step's shapes (direct or indirect, parameters in "
+                   "effect): %.1f GFLOP/s (%zux%zux%zu)\n",
+                   clblast_best, shapes[clblast_shape][0], shapes[clblast_shape][1],
+                   shapes[clblast_shape][2]);
     }
 fail:
     free(tok);
