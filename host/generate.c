@@ -398,14 +398,18 @@ cllm_status cllm_gen_run(cllm_gen *g, const cllm_gen_opts *o, cllm_gen_result *r
     bool first = true;
     while (active > 0) {
         /* Logits at position L-1 of every row: feed what the cache lacks (all of it without a
-         * cache), then read the last row of each. */
+         * cache), then read the last row of each. Rows that are all the same prompt (the
+         * first pass from position 0) are computed once, as row 0, and its cache copied. */
         int from = g->no_cache ? 0 : fed, n = L - from;
-        for (int b = 0; b < R; b++)
+        const bool shared = first && R > 1 && from == 0;
+        const int rows_fed = shared ? 1 : R;
+        for (int b = 0; b < rows_fed; b++)
             memcpy(batch + (size_t)b * n, rows[b].seq + from, (size_t)n * sizeof *batch);
         if (g->no_cache)
-            st = cllm_gpt_forward(g->gpt, batch, NULL, R, n);
+            st = cllm_gpt_forward(g->gpt, batch, NULL, rows_fed, n);
         else
-            st = cllm_gpt_forward_cached_last(g->gpt, batch, R, n, from);
+            st = cllm_gpt_forward_cached_last(g->gpt, batch, rows_fed, n, from);
+        if (st == CLLM_OK && shared && !g->no_cache) st = cllm_gpt_cache_broadcast(g->gpt, R, n);
         if (st != CLLM_OK) goto fail;
         fed = L;
         bool room = L < n_ctx || o->context_full == CLLM_GEN_CONTEXT_SLIDE;
@@ -416,10 +420,10 @@ cllm_status cllm_gen_run(cllm_gen *g, const cllm_gen_opts *o, cllm_gen_result *r
                 rs->seq[L] = rs->seq[L - 1]; /* keeps the rows in step; never read */
                 continue;
             }
-            CLLM_TRY(cllm_gpt_get_logits(g->gpt, b, n - 1, logits));
+            if (!shared || b == 0) CLLM_TRY(cllm_gpt_get_logits(g->gpt, b, n - 1, logits));
             if (first) {
                 res->prompt_s = cllm_now() - t0;
-                res->prompt_positions = R * n;
+                res->prompt_positions = rows_fed * n;
                 t1 = cllm_now();
                 first = false;
             }

@@ -18,7 +18,8 @@
  *   The model must have been created with opts.kv_cache (cllm_gpt_opts), unless setup.no_cache;
  *   it may be a training model (cllm_gpt_opts.training and kv_cache both set): generating
  *   between steps overwrites only activations. With num_samples = N > 1 the N samples are
- *   drawn together, as N rows of one batch (the model needs max_batch >= N).
+ *   drawn together, as N rows of one batch (the model needs max_batch >= N); the prompt they
+ *   share is computed once and its keys and values copied to the other rows.
  *
  * Tutorial: a conversation kept in the cache (what `cllm chat` does).
  *
@@ -161,7 +162,8 @@ typedef struct {
     int context_tokens;   /* tokens in the context when the run started (after dropping) */
     int prompt_dropped;   /* tokens dropped because the prompt did not fit n_ctx */
     int prompt_positions; /* positions computed by the prompt pass, all rows (cached ones
-                             are not computed again) */
+                             are not computed again; a prompt that several samples share from
+                             position 0 is computed once and its cache copied to their rows) */
     int slides;           /* times the window slid */
     int n_keep;           /* tokens a slide keeps at the start: min(n_keep, context_tokens) */
     int generated;        /* new tokens, all samples */
