@@ -1,7 +1,9 @@
 /* host/gemv.h — internal: products with few rows on the device (cl/gemv.cl), for generation's
  * one-token steps. A GEMM library tiles for large M: at M = 1 CLBlast reaches 0.1-0.3 GFLOP/s
- * on PoCL, and the LM head of a 4096-token vocabulary alone took 8 ms per token. These
- * kernels stream B once and keep A's rows in cache. Same conventions as host/blas.h
+ * on PoCL, and the LM head of a 4096-token vocabulary alone took 8 ms per token; the tuned
+ * table's paths (host/blas.c: cl/gemm.cl tiles or CLBlast) measured 3-20x slower than these
+ * kernels at 1-8 rows, so the ops call them directly. They stream B once and keep A's rows in
+ * cache. Same conventions as host/blas.h
  * (row-major, BLAS argument order, element offsets and leading dimensions, nothing
  * synchronises); A is never transposed.
  *
