@@ -57,10 +57,11 @@ static void tile_of(uint id, uint tiles_m, uint tiles_n, uint gm, uint *ti, uint
     *tj = r / size;
 }
 
-/* acc (MR, NV) = sum over k of A[row i, k] * B[k, cols]: the micro-kernel. A_AT(i, k) reads
- * op(A)[i0 + i, k]; LOAD_B(v) reads B[k, j0 + v*VW ..]; both advance with k. */
+/* acc (MR, NV) = sum over k in [k_lo, k_hi) of A[row i, k] * B[k, cols]: the micro-kernel.
+ * A_AT(i, k) reads op(A)[i0 + i, k]; LOAD_B(v) reads B[k, j0 + v*VW ..]; b is at row k_lo
+ * and advances with k. */
 #define GEMM_LOOP(A_AT, LOAD_B)                                                                    \
-    for (int k = 0; k < (int)K; k++) {                                                             \
+    for (int k = k_lo; k < k_hi; k++) {                                                            \
         vec bv[NV];                                                                                \
         _Pragma("unroll") for (int v = 0; v < NV; v++) bv[v] = LOAD_B(v);                          \
         _Pragma("unroll") for (int i = 0; i < MR; i++) {                                           \
@@ -103,7 +104,8 @@ static void store_tile(__global float *c, uint ldc, vec acc[MR][NV], uint i0s, u
                        __global const float *A, const ulong a_off, const uint lda,                 \
                        const ulong a_stride, __global const float *B, const ulong b_off,           \
                        const uint ldb, const ulong b_stride, const uint M, const uint N,           \
-                       const uint K, const float alpha, const float beta, const uint gm) {         \
+                       const uint K, const float alpha, const float beta, const uint gm,           \
+                       const uint tri, const int shift) {                                          \
         const uint tiles_m = (M + MR - 1) / MR, tiles_n = (N + NR - 1) / NR;                       \
         const uint id = get_global_id(0), bi = get_global_id(1);                                    \
         if (id >= tiles_m * tiles_n) return;                                                       \
@@ -119,18 +121,30 @@ static void store_tile(__global float *c, uint ldc, vec acc[MR][NV], uint i0s, u
         if (M >= MR && N >= NR) {                                                                  \
             const uint i0s = min(i0, M - MR), j0s = min(j0, N - NR);                               \
             __global const float *ar = a + (A_TRANS ? i0s : (size_t)i0s * lda);                    \
-            b += j0s;                                                                              \
+            K_RANGE(i0s + MR - 1)                                                                  \
+            b += j0s + (size_t)k_lo * ldb;                                                         \
             GEMM_LOOP(A_AT_FAST, FULL_B)                                                           \
             store_tile(c, ldc, acc, i0s, j0s, i0, j0, M, N, alpha, beta);                          \
         } else {                                                                                   \
             /* narrower than a tile: rows clamped to M - 1 (computed, not stored), columns       \
              * past N masked */                                                                    \
             const uint i0s = M >= MR ? min(i0, M - MR) : 0, j0s = N >= NR ? min(j0, N - NR) : 0;   \
-            b += j0s;                                                                              \
+            K_RANGE(min(i0s + MR - 1, M - 1))                                                      \
+            b += j0s + (size_t)k_lo * ldb;                                                         \
             GEMM_LOOP(A_AT_SLOW, PART_B)                                                           \
             store_tile(c, ldc, acc, i0s, j0s, i0, j0, M, N, alpha, beta);                          \
         }                                                                                          \
     }
+
+/* The k a tile needs, [k_lo, k_hi), by `tri` (host/blas.h, cllm_blas_tri), for a tile whose last
+ * row is I_MAX: 1 only C[i, j] for j <= i + shift is wanted (a tile wholly above that stays 0);
+ * 2 op(A)[i, k] is 0 for k > i + shift; 3 op(A)[i, k] is 0 for k < i + shift (shift includes
+ * the start of the host's K slice). */
+#define K_RANGE(I_MAX)                                                                             \
+    int k_lo = 0, k_hi = (int)K;                                                                   \
+    if (tri == 1 && (int)j0s > (int)(I_MAX) + shift) k_hi = 0;                                      \
+    if (tri == 2) k_hi = clamp((int)(I_MAX) + 1 + shift, 0, (int)K);                                \
+    if (tri == 3) k_lo = clamp((int)i0s + shift, 0, (int)K);
 
 #define FULL_B(v) VLOAD(v, b)
 #define PART_B(v) load_part(b + (v) * VW, (int)min((uint)VW, N - min(N, j0s + (v) * VW)))

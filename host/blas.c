@@ -309,7 +309,8 @@ static cllm_status ensure_scratch(cllm_runtime *rt, blas_state *s, size_t bytes)
 }
 
 static cllm_status cllm_kernel_gemm(cllm_runtime *rt, blas_state *s, const cllm_gemm_kernel *kp,
-                                    const cllm_gemm_shape *sh, float alpha, cl_mem A, size_t a_off,
+                                    cllm_blas_tri tri, int d, const cllm_gemm_shape *sh,
+                                    float alpha, cl_mem A, size_t a_off,
                                     size_t lda, size_t a_stride, cl_mem B, size_t b_off,
                                     size_t ldb, size_t b_stride, float beta, cl_mem C,
                                     size_t c_off, size_t ldc, size_t c_stride) {
@@ -352,11 +353,15 @@ static cllm_status cllm_kernel_gemm(cllm_runtime *rt, blas_state *s, const cllm_
         cl_ulong co = c_off, cs = c_stride, ao = a_off + (sh->ta ? k0 * lda : k0), as = a_stride,
                  bo = b_off + k0 * ldb, bs = b_stride;
         cl_uint lc = (cl_uint)ldc, la = (cl_uint)lda, lb = (cl_uint)ldb, m = (cl_uint)sh->M,
-                n = (cl_uint)sh->N, kk = (cl_uint)kn, gm = (cl_uint)kp->gm;
-        st = cllm_rt_args(k, 18, CLLM_ARG(C), CLLM_ARG(co), CLLM_ARG(lc), CLLM_ARG(cs), CLLM_ARG(A),
+                n = (cl_uint)sh->N, kk = (cl_uint)kn, gm = (cl_uint)kp->gm, tr = (cl_uint)tri;
+        /* the kernel sees k from the slice's start: the diagonal moves by k0 (not for LOWER_C,
+         * whose skip depends on C's indices only) */
+        cl_int shift = tri == CLLM_BLAS_LOWER_C ? (cl_int)d : (cl_int)((long long)d - (long long)k0);
+        st = cllm_rt_args(k, 20, CLLM_ARG(C), CLLM_ARG(co), CLLM_ARG(lc), CLLM_ARG(cs), CLLM_ARG(A),
                           CLLM_ARG(ao), CLLM_ARG(la), CLLM_ARG(as), CLLM_ARG(B), CLLM_ARG(bo),
                           CLLM_ARG(lb), CLLM_ARG(bs), CLLM_ARG(m), CLLM_ARG(n), CLLM_ARG(kk),
-                          CLLM_ARG(alpha), CLLM_ARG(bt), CLLM_ARG(gm));
+                          CLLM_ARG(alpha), CLLM_ARG(bt), CLLM_ARG(gm), CLLM_ARG(tr),
+                          CLLM_ARG(shift));
         if (st != CLLM_OK) return st;
         /* One work-item per group on a CPU: PoCL would otherwise try to vectorise across
          * work-items a body that is already vectors. */
@@ -420,8 +425,8 @@ static cllm_status check_variant(cllm_runtime *rt, blas_state *s, const cllm_gem
                     CLLM_TRY(cllm_rt_alloc(rt, n[i] * sizeof(float), &d[i]));
                     CLLM_TRY(cllm_rt_write(rt, d[i], 0, src[i], n[i] * sizeof(float)));
                 }
-                CLLM_TRY(cllm_kernel_gemm(rt, s, kp, &sh, 0.75f, d[0], off, lda, as, d[1], off,
-                                          ldb, bs, 0.5f, d[2], off, ldc, cs));
+                CLLM_TRY(cllm_kernel_gemm(rt, s, kp, CLLM_BLAS_FULL, 0, &sh, 0.75f, d[0], off, lda,
+                                          as, d[1], off, ldb, bs, 0.5f, d[2], off, ldc, cs));
                 CLLM_TRY(cllm_rt_read(rt, d[2], 0, hc, nc * sizeof(float)));
                 for (size_t i = 0; i < nc && *ok; i++)
                     if (!(fabsf(hc[i] - ref[i]) <= 1e-5f * (float)sh.K + 1e-4f * fabsf(ref[i])))
@@ -462,7 +467,8 @@ static bool variant_ok(cllm_runtime *rt, blas_state *s, const cllm_gemm_kernel *
 /* ---------------------------------------------------------------- products */
 
 static cllm_status gemm_by(cllm_runtime *rt, blas_state *s, const cllm_gemm_choice *c,
-                           const cllm_gemm_shape *sh, float alpha, cl_mem A, size_t a_off,
+                           cllm_blas_tri tri, int d, const cllm_gemm_shape *sh, float alpha,
+                           cl_mem A, size_t a_off,
                            size_t lda, size_t a_stride, cl_mem B, size_t b_off, size_t ldb,
                            size_t b_stride, float beta, cl_mem C, size_t c_off, size_t ldc,
                            size_t c_stride) {
@@ -470,8 +476,8 @@ static cllm_status gemm_by(cllm_runtime *rt, blas_state *s, const cllm_gemm_choi
         if (!cllm_gemm_kernel_valid(&c->k))
             return cllm_fail(CLLM_ERR_USAGE, "invalid cl/gemm.cl variant vw=%d mr=%d nv=%d gm=%d",
                              c->k.vw, c->k.mr, c->k.nv, c->k.gm);
-        return cllm_kernel_gemm(rt, s, &c->k, sh, alpha, A, a_off, lda, a_stride, B, b_off, ldb,
-                                b_stride, beta, C, c_off, ldc, c_stride);
+        return cllm_kernel_gemm(rt, s, &c->k, tri, d, sh, alpha, A, a_off, lda, a_stride, B,
+                                b_off, ldb, b_stride, beta, C, c_off, ldc, c_stride);
     }
     return clblast_gemm(rt, s, c->path, sh, alpha, A, a_off, lda, a_stride, B, b_off, ldb,
                         b_stride, beta, C, c_off, ldc, c_stride);
@@ -482,16 +488,28 @@ cllm_status cllm_blas_sgemm_with(cllm_runtime *rt, const cllm_gemm_choice *choic
                                  size_t lda, size_t a_stride, cl_mem B, size_t b_off, size_t ldb,
                                  size_t b_stride, float beta, cl_mem C, size_t c_off, size_t ldc,
                                  size_t c_stride) {
+    return cllm_blas_sgemm_with_tri(rt, choice, CLLM_BLAS_FULL, 0, s, alpha, A, a_off, lda,
+                                    a_stride, B, b_off, ldb, b_stride, beta, C, c_off, ldc,
+                                    c_stride);
+}
+
+cllm_status cllm_blas_sgemm_with_tri(cllm_runtime *rt, const cllm_gemm_choice *choice,
+                                     cllm_blas_tri tri, int d, const cllm_gemm_shape *s,
+                                     float alpha, cl_mem A, size_t a_off, size_t lda,
+                                     size_t a_stride, cl_mem B, size_t b_off, size_t ldb,
+                                     size_t b_stride, float beta, cl_mem C, size_t c_off,
+                                     size_t ldc, size_t c_stride) {
     if (s->M == 0 || s->N == 0 || s->batch == 0) return CLLM_OK;
     blas_state *bs = NULL;
     cllm_status st = get_state(rt, &bs);
     if (st != CLLM_OK) return st;
-    return gemm_by(rt, bs, choice, s, alpha, A, a_off, lda, a_stride, B, b_off, ldb, b_stride,
-                   beta, C, c_off, ldc, c_stride);
+    return gemm_by(rt, bs, choice, tri, d, s, alpha, A, a_off, lda, a_stride, B, b_off, ldb,
+                   b_stride, beta, C, c_off, ldc, c_stride);
 }
 
-static cllm_status gemm_auto(cllm_runtime *rt, const cllm_gemm_shape *sh, float alpha, cl_mem A,
-                             size_t a_off, size_t lda, size_t a_stride, cl_mem B, size_t b_off,
+static cllm_status gemm_auto(cllm_runtime *rt, cllm_blas_tri tri, int d, const cllm_gemm_shape *sh,
+                             float alpha, cl_mem A, size_t a_off, size_t lda, size_t a_stride,
+                             cl_mem B, size_t b_off,
                              size_t ldb, size_t b_stride, float beta, cl_mem C, size_t c_off,
                              size_t ldc, size_t c_stride) {
     if (sh->M == 0 || sh->N == 0 || sh->batch == 0) return CLLM_OK;
@@ -506,8 +524,8 @@ static cllm_status gemm_auto(cllm_runtime *rt, const cllm_gemm_shape *sh, float 
         CLLM_TRY(cllm_runtime_finish(rt));
         t0 = cllm_now();
     }
-    CLLM_TRY(gemm_by(rt, s, &c, sh, alpha, A, a_off, lda, a_stride, B, b_off, ldb, b_stride, beta,
-                     C, c_off, ldc, c_stride));
+    CLLM_TRY(gemm_by(rt, s, &c, tri, d, sh, alpha, A, a_off, lda, a_stride, B, b_off, ldb,
+                     b_stride, beta, C, c_off, ldc, c_stride));
     if (s->profile) {
         CLLM_TRY(cllm_runtime_finish(rt));
         profile_add(s, sh, c.path, cllm_now() - t0);
@@ -521,7 +539,8 @@ cllm_status cllm_blas_sgemm(cllm_runtime *rt, cllm_blas_trans ta, cllm_blas_tran
                             cl_mem B, size_t b_off, size_t ldb, float beta, cl_mem C, size_t c_off,
                             size_t ldc) {
     const cllm_gemm_shape sh = {(int)ta, (int)tb, M, N, K, 1};
-    return gemm_auto(rt, &sh, alpha, A, a_off, lda, 0, B, b_off, ldb, 0, beta, C, c_off, ldc, 0);
+    return gemm_auto(rt, CLLM_BLAS_FULL, 0, &sh, alpha, A, a_off, lda, 0, B, b_off, ldb, 0, beta,
+                     C, c_off, ldc, 0);
 }
 
 cllm_status cllm_blas_sgemm_batched(cllm_runtime *rt, cllm_blas_trans ta, cllm_blas_trans tb,
@@ -530,7 +549,18 @@ cllm_status cllm_blas_sgemm_batched(cllm_runtime *rt, cllm_blas_trans ta, cllm_b
                                     size_t b_off, size_t ldb, size_t b_stride, float beta,
                                     cl_mem C, size_t c_off, size_t ldc, size_t c_stride,
                                     size_t batch) {
+    return cllm_blas_sgemm_batched_tri(rt, CLLM_BLAS_FULL, 0, ta, tb, M, N, K, alpha, A, a_off,
+                                       lda, a_stride, B, b_off, ldb, b_stride, beta, C, c_off, ldc,
+                                       c_stride, batch);
+}
+
+cllm_status cllm_blas_sgemm_batched_tri(cllm_runtime *rt, cllm_blas_tri tri, int d,
+                                        cllm_blas_trans ta, cllm_blas_trans tb, size_t M, size_t N,
+                                        size_t K, float alpha, cl_mem A, size_t a_off, size_t lda,
+                                        size_t a_stride, cl_mem B, size_t b_off, size_t ldb,
+                                        size_t b_stride, float beta, cl_mem C, size_t c_off,
+                                        size_t ldc, size_t c_stride, size_t batch) {
     const cllm_gemm_shape sh = {(int)ta, (int)tb, M, N, K, batch};
-    return gemm_auto(rt, &sh, alpha, A, a_off, lda, a_stride, B, b_off, ldb, b_stride, beta, C,
-                     c_off, ldc, c_stride);
+    return gemm_auto(rt, tri, d, &sh, alpha, A, a_off, lda, a_stride, B, b_off, ldb, b_stride,
+                     beta, C, c_off, ldc, c_stride);
 }

@@ -37,6 +37,25 @@ cllm_status cllm_blas_sgemm_batched(cllm_runtime *rt, cllm_blas_trans ta, cllm_b
                                     cl_mem C, size_t c_off, size_t ldc, size_t c_stride,
                                     size_t batch);
 
+/* What a product of causal attention may skip, with diagonal offset d (the query rows of a
+ * call start at key position d with a key/value cache; 0 in training). cl/gemm.cl skips the
+ * work; CLBlast computes the whole product, which satisfies every one of them. */
+typedef enum {
+    CLLM_BLAS_FULL = 0,
+    CLLM_BLAS_LOWER_C = 1, /* only C[i, j] for j <= i + d is wanted: the rest may hold anything
+                              finite (scores before the causal softmax) */
+    CLLM_BLAS_LOWER_A = 2, /* op(A)[i, k] is 0 for k > i + d (att @ v, dpreatt @ k) */
+    CLLM_BLAS_UPPER_A = 3, /* op(A)[i, k] is 0 for k < i + d (att^T @ dy, dpreatt^T @ q) */
+} cllm_blas_tri;
+
+/* cllm_blas_sgemm_batched for products that may skip what `tri` says. */
+cllm_status cllm_blas_sgemm_batched_tri(cllm_runtime *rt, cllm_blas_tri tri, int d,
+                                        cllm_blas_trans ta, cllm_blas_trans tb, size_t M, size_t N,
+                                        size_t K, float alpha, cl_mem A, size_t a_off, size_t lda,
+                                        size_t a_stride, cl_mem B, size_t b_off, size_t ldb,
+                                        size_t b_stride, float beta, cl_mem C, size_t c_off,
+                                        size_t ldc, size_t c_stride, size_t batch);
+
 /* ---------------------------------------------------------------- paths and the tune table */
 
 typedef enum {
@@ -126,6 +145,14 @@ cllm_status cllm_blas_sgemm_with(cllm_runtime *rt, const cllm_gemm_choice *choic
                                  size_t lda, size_t a_stride, cl_mem B, size_t b_off, size_t ldb,
                                  size_t b_stride, float beta, cl_mem C, size_t c_off, size_t ldc,
                                  size_t c_stride);
+
+/* The same for a product that may skip what `tri` says (cllm_blas_sgemm_batched_tri). */
+cllm_status cllm_blas_sgemm_with_tri(cllm_runtime *rt, const cllm_gemm_choice *choice,
+                                     cllm_blas_tri tri, int d, const cllm_gemm_shape *s,
+                                     float alpha, cl_mem A, size_t a_off, size_t lda,
+                                     size_t a_stride, cl_mem B, size_t b_off, size_t ldb,
+                                     size_t b_stride, float beta, cl_mem C, size_t c_off,
+                                     size_t ldc, size_t c_stride);
 
 /* The build options of a cl/gemm.cl variant ("-DVW=16 -DMR=8 -DNV=2"), into buf. */
 void cllm_gemm_kernel_options(const cllm_gemm_kernel *k, char *buf, size_t cap);

@@ -7,6 +7,7 @@
 #include "testutil.h"
 #include "tune.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,10 +26,12 @@ static void ref_gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha, 
         }
 }
 
-/* One product by `choice` (NULL: through the table, as the ops call it). */
-static void run_case(cllm_runtime *rt, test_rng *rng, const cllm_gemm_choice *choice,
-                     const char *label, int ta, int tb, size_t M, size_t N, size_t K,
-                     size_t batch, float alpha, float beta) {
+/* One product by `choice` (NULL: through the table, as the ops call it) that may skip what
+ * `tri` says with diagonal offset d: op(A) gets the zeros LOWER_A / UPPER_A promise, and with
+ * LOWER_C only C[i, j] for j <= i + d is compared (the rest must be finite). */
+static void run_tri_case(cllm_runtime *rt, test_rng *rng, const cllm_gemm_choice *choice,
+                         const char *label, cllm_blas_tri tri, int d, int ta, int tb, size_t M,
+                         size_t N, size_t K, size_t batch, float alpha, float beta) {
     /* Storage shapes of op(A) = A^T when ta: A is stored (K, M). Pad the leading dims. */
     size_t arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K, bcols = tb ? K : N;
     size_t lda = acols + 3, ldb = bcols + 1, ldc = N + 2;
@@ -40,6 +43,13 @@ static void run_case(cllm_runtime *rt, test_rng *rng, const cllm_gemm_choice *ch
     test_fill_normal(rng, A, na, 1.0f);
     test_fill_normal(rng, B, nb, 1.0f);
     test_fill_normal(rng, C, nc, 1.0f);
+    for (size_t b = 0; b < batch && tri != CLLM_BLAS_FULL && tri != CLLM_BLAS_LOWER_C; b++)
+        for (size_t i = 0; i < M; i++)
+            for (size_t k = 0; k < K; k++) {
+                const long long diff = (long long)k - (long long)i - d;
+                if (tri == CLLM_BLAS_LOWER_A ? diff > 0 : diff < 0)
+                    A[a_off + b * a_stride + (ta ? k * lda + i : i * lda + k)] = 0.0f;
+            }
     for (size_t i = 0; i < nc; i++)
         R[i] = C[i];
     for (size_t b = 0; b < batch; b++)
@@ -54,8 +64,13 @@ static void run_case(cllm_runtime *rt, test_rng *rng, const cllm_gemm_choice *ch
     CHECK_OK(cllm_rt_write(rt, dC, 0, C, nc * 4));
     cllm_gemm_shape sh = {ta, tb, M, N, K, batch};
     if (choice)
-        CHECK_OK(cllm_blas_sgemm_with(rt, choice, &sh, alpha, dA, a_off, lda, a_stride, dB, b_off,
-                                      ldb, b_stride, beta, dC, c_off, ldc, c_stride));
+        CHECK_OK(cllm_blas_sgemm_with_tri(rt, choice, tri, d, &sh, alpha, dA, a_off, lda, a_stride,
+                                          dB, b_off, ldb, b_stride, beta, dC, c_off, ldc,
+                                          c_stride));
+    else if (tri != CLLM_BLAS_FULL)
+        CHECK_OK(cllm_blas_sgemm_batched_tri(rt, tri, d, ta, tb, M, N, K, alpha, dA, a_off, lda,
+                                             a_stride, dB, b_off, ldb, b_stride, beta, dC, c_off,
+                                             ldc, c_stride, batch));
     else if (batch == 1)
         CHECK_OK(cllm_blas_sgemm(rt, ta, tb, M, N, K, alpha, dA, a_off, lda, dB, b_off, ldb, beta,
                                  dC, c_off, ldc));
@@ -64,9 +79,20 @@ static void run_case(cllm_runtime *rt, test_rng *rng, const cllm_gemm_choice *ch
                                          b_off, ldb, b_stride, beta, dC, c_off, ldc, c_stride,
                                          batch));
     CHECK_OK(cllm_rt_read(rt, dC, 0, C, nc * 4));
-    char what[160];
-    snprintf(what, sizeof what, "%s: gemm ta=%d tb=%d M=%zu N=%zu K=%zu batch=%zu", label, ta, tb,
-             M, N, K, batch);
+    char what[192];
+    snprintf(what, sizeof what, "%s: gemm ta=%d tb=%d M=%zu N=%zu K=%zu batch=%zu tri=%d d=%d",
+             label, ta, tb, M, N, K, batch, (int)tri, d);
+    size_t not_finite = 0;
+    if (tri == CLLM_BLAS_LOWER_C) /* the unwanted part: anything finite, compared as equal */
+        for (size_t b = 0; b < batch; b++)
+            for (size_t i = 0; i < M; i++)
+                for (size_t j = i + (size_t)d + 1; j < N; j++) {
+                    float *g = &C[c_off + b * c_stride + i * ldc + j];
+                    not_finite += !isfinite(*g);
+                    *g = R[c_off + b * c_stride + i * ldc + j];
+                }
+    CHECK_MSG(not_finite == 0, "%s: %zu values above the diagonal are not finite", what,
+              not_finite);
     /* fp32 sums of K products of N(0,1) values: error grows like sqrt(K) * eps * |terms|; the
      * absolute bound 1e-5 K covers it with margin. Also every element outside the matrices
      * (padding, gaps between batch items) must be untouched, which the comparison of the
@@ -79,6 +105,27 @@ static void run_case(cllm_runtime *rt, test_rng *rng, const cllm_gemm_choice *ch
     free(B);
     free(C);
     free(R);
+}
+
+static void run_case(cllm_runtime *rt, test_rng *rng, const cllm_gemm_choice *choice,
+                     const char *label, int ta, int tb, size_t M, size_t N, size_t K,
+                     size_t batch, float alpha, float beta) {
+    run_tri_case(rt, rng, choice, label, CLLM_BLAS_FULL, 0, ta, tb, M, N, K, batch, alpha, beta);
+}
+
+/* Attention's products with what they may skip (host/ops/attention.c), at sizes past and under
+ * a tile, with and without a diagonal offset (a key/value cache), with and without K slices. */
+static void tri_cases(cllm_runtime *rt, test_rng *rng, const cllm_gemm_choice *c,
+                      const char *label) {
+    for (int d = 0; d <= 5; d += 5) {
+        run_tri_case(rt, rng, c, label, CLLM_BLAS_LOWER_C, d, 0, 1, 67, 67 + d, 24, 3, 0.2f, 0.0f);
+        run_tri_case(rt, rng, c, label, CLLM_BLAS_LOWER_C, d, 0, 1, 3, 3 + d, 24, 2, 0.2f, 0.0f);
+        run_tri_case(rt, rng, c, label, CLLM_BLAS_LOWER_A, d, 0, 0, 67, 24, 67 + d, 3, 1.0f, 0.0f);
+        run_tri_case(rt, rng, c, label, CLLM_BLAS_LOWER_A, d, 1, 0, 70, 40, 70 + d, 2, 0.5f, 1.0f);
+    }
+    run_tri_case(rt, rng, c, label, CLLM_BLAS_UPPER_A, 0, 1, 0, 67, 24, 67, 3, 1.0f, 0.0f);
+    run_tri_case(rt, rng, c, label, CLLM_BLAS_UPPER_A, 0, 0, 0, 70, 40, 70, 2, 0.5f, 1.0f);
+    run_tri_case(rt, rng, c, label, CLLM_BLAS_UPPER_A, -3, 1, 0, 5, 24, 67, 2, 1.0f, 0.0f);
 }
 
 /* Small and odd sizes, every op combination, plain and batched. */
@@ -135,6 +182,7 @@ int main(void) {
             char label[64];
             snprintf(label, sizeof label, "builtin entry %d", i);
             gpt_cases(rt, &rng, c, label);
+            tri_cases(rt, &rng, c, label);
         }
         cllm_tune_table_clear(&builtin);
     }
@@ -142,6 +190,7 @@ int main(void) {
     const cllm_gemm_choice indirect = {CLLM_GEMM_CLBLAST_INDIRECT};
     small_cases(rt, &rng, &indirect, "clblast-indirect");
     gpt_cases(rt, &rng, &indirect, "clblast-indirect");
+    tri_cases(rt, &rng, &indirect, "clblast-indirect");
     /* vector widths 8, 4 and 2, one-row tiles, tile orders, K slices past and within K */
     static const cllm_gemm_kernel variants[] = {
         {8, 5, 3, 1, 0}, {4, 3, 1, 4096, 16}, {16, 1, 1, 2, 0}, {2, 7, 4, 3, 64}};
@@ -152,11 +201,13 @@ int main(void) {
                  c.k.nv, c.k.gm, c.k.kc);
         small_cases(rt, &rng, &c, label);
         gpt_cases(rt, &rng, &c, label);
+        tri_cases(rt, &rng, &c, label);
     }
 
     /* Through the table in effect (the tune cache, the built-in table or CLBlast). */
     small_cases(rt, &rng, NULL, "table");
     gpt_cases(rt, &rng, NULL, "table");
+    tri_cases(rt, &rng, NULL, "table");
     cllm_runtime_free(rt);
     return test_exit();
 }

@@ -81,7 +81,7 @@ check 'python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$cache"' "tun
 # chosen, and at run time the wrong kernel is noticed and not used
 mkdir -p "$T/badcl"
 cp "$CLLM_SOURCE_DIR"/cl/*.cl "$T/badcl/"
-sed -i 's/for (int k = 0; k < (int)K; k++)/for (int k = 0; k + 1 < (int)K; k++)/' "$T/badcl/gemm.cl"
+sed -i "s/for (int k = k_lo; k < k_hi; k++)/for (int k = k_lo; k + 1 < k_hi; k++)/" "$T/badcl/gemm.cl"
 check '! cmp -s "$CLLM_SOURCE_DIR/cl/gemm.cl" "$T/badcl/gemm.cl"' "the broken kernel differs"
 json=$(CLLM_KERNEL_DIR="$T/badcl" $B --quick --search cllm --shapes nt:40x70x33 --no-save --json --budget 1 2>/dev/null)
 check 'python3 -c "

@@ -1,7 +1,9 @@
 /* Causal multi-head self-attention: rearrangement and softmax kernels (cl/attention.cl) around
  * strided-batched GEMMs over the B*NH heads (host/blas.c; with a few query rows, as in a
- * generation step, the products of host/gemv.h). The GEMMs compute the full T x T scores; the
- * softmax masks the upper triangle. */
+ * generation step, the products of host/gemv.h). The softmax masks the scores above the
+ * diagonal and writes att exactly 0 there, so each GEMM says what it may skip (cllm_blas_tri:
+ * the scores above the diagonal are not wanted; att and dpreatt are triangular): cl/gemm.cl
+ * then does about half the work, CLBlast the whole product. */
 #include "ops.h"
 
 #include "blas.h"
@@ -92,9 +94,10 @@ cllm_status cllm_op_attention_forward(cllm_runtime *rt, cllm_view out, cllm_atte
                                a.k.mem, a.k.off, hs, Tm * hs, 0.0f, a.att.mem, a.att.off, Tk,
                                nz * Tk, nb);
     else
-        st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_T, nz, Tk, hs, scale, a.q.mem,
-                                     a.q.off, hs, nz * hs, a.k.mem, a.k.off, hs, Tm * hs, 0.0f,
-                                     a.att.mem, a.att.off, Tk, nz * Tk, nb);
+        st = cllm_blas_sgemm_batched_tri(rt, CLLM_BLAS_LOWER_C, a.pos, CLLM_BLAS_N, CLLM_BLAS_T, nz,
+                                         Tk, hs, scale, a.q.mem, a.q.off, hs, nz * hs, a.k.mem,
+                                         a.k.off, hs, Tm * hs, 0.0f, a.att.mem, a.att.off, Tk,
+                                         nz * Tk, nb);
     if (st != CLLM_OK) return st;
     st = softmax_forward(rt, a.att, a.att, (int)(nb * nz), n, (int)Tk, a.pos);
     if (st != CLLM_OK) return st;
@@ -104,9 +107,10 @@ cllm_status cllm_op_attention_forward(cllm_runtime *rt, cllm_view out, cllm_atte
                                a.v.mem, a.v.off, hs, Tm * hs, 0.0f, a.y.mem, a.y.off, hs, nz * hs,
                                nb);
     else
-        st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_N, nz, hs, Tk, 1.0f, a.att.mem,
-                                     a.att.off, Tk, nz * Tk, a.v.mem, a.v.off, hs, Tm * hs, 0.0f,
-                                     a.y.mem, a.y.off, hs, nz * hs, nb);
+        st = cllm_blas_sgemm_batched_tri(rt, CLLM_BLAS_LOWER_A, a.pos, CLLM_BLAS_N, CLLM_BLAS_N, nz,
+                                         hs, Tk, 1.0f, a.att.mem, a.att.off, Tk, nz * Tk, a.v.mem,
+                                         a.v.off, hs, Tm * hs, 0.0f, a.y.mem, a.y.off, hs, nz * hs,
+                                         nb);
     if (st != CLLM_OK) return st;
     /* (B, NH, n, hs) -> (B, n, NH, hs) */
     return swap_middle(rt, out, a.y, B, NH, n, (int)hs);
@@ -126,27 +130,27 @@ cllm_status cllm_op_attention_backward(cllm_runtime *rt, cllm_view dqkv, cllm_at
     cllm_status st = swap_middle(rt, g.dy, dout, B, T, NH, (int)hs);
     if (st != CLLM_OK) return st;
     /* datt (T, T) = dy (T, hs) @ v^T (hs, T) */
-    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_T, Tz, Tz, hs, 1.0f, g.dy.mem, g.dy.off,
-                                 hs, Tz * hs, v.mem, v.off, hs, Tz * hs, 0.0f, g.datt.mem,
-                                 g.datt.off, Tz, Tz * Tz, nb);
+    st = cllm_blas_sgemm_batched_tri(rt, CLLM_BLAS_LOWER_C, 0, CLLM_BLAS_N, CLLM_BLAS_T, Tz, Tz, hs,
+                                     1.0f, g.dy.mem, g.dy.off, hs, Tz * hs, v.mem, v.off, hs,
+                                     Tz * hs, 0.0f, g.datt.mem, g.datt.off, Tz, Tz * Tz, nb);
     if (st != CLLM_OK) return st;
     /* dv (T, hs) = att^T (T, T) @ dy (T, hs) */
-    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_T, CLLM_BLAS_N, Tz, hs, Tz, 1.0f, acts.att.mem,
-                                 acts.att.off, Tz, Tz * Tz, g.dy.mem, g.dy.off, hs, Tz * hs, 0.0f,
-                                 dv.mem, dv.off, hs, Tz * hs, nb);
+    st = cllm_blas_sgemm_batched_tri(rt, CLLM_BLAS_UPPER_A, 0, CLLM_BLAS_T, CLLM_BLAS_N, Tz, hs, Tz,
+                                     1.0f, acts.att.mem, acts.att.off, Tz, Tz * Tz, g.dy.mem,
+                                     g.dy.off, hs, Tz * hs, 0.0f, dv.mem, dv.off, hs, Tz * hs, nb);
     if (st != CLLM_OK) return st;
     /* dpreatt, in place over datt */
     st = softmax_backward(rt, g.datt, g.datt, acts.att, (int)(nb * Tz), T);
     if (st != CLLM_OK) return st;
     /* dq (T, hs) = scale * dpreatt (T, T) @ k (T, hs) */
-    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_N, CLLM_BLAS_N, Tz, hs, Tz, scale, g.datt.mem,
-                                 g.datt.off, Tz, Tz * Tz, kk.mem, kk.off, hs, Tz * hs, 0.0f, dq.mem,
-                                 dq.off, hs, Tz * hs, nb);
+    st = cllm_blas_sgemm_batched_tri(rt, CLLM_BLAS_LOWER_A, 0, CLLM_BLAS_N, CLLM_BLAS_N, Tz, hs, Tz,
+                                     scale, g.datt.mem, g.datt.off, Tz, Tz * Tz, kk.mem, kk.off, hs,
+                                     Tz * hs, 0.0f, dq.mem, dq.off, hs, Tz * hs, nb);
     if (st != CLLM_OK) return st;
     /* dk (T, hs) = scale * dpreatt^T (T, T) @ q (T, hs) */
-    st = cllm_blas_sgemm_batched(rt, CLLM_BLAS_T, CLLM_BLAS_N, Tz, hs, Tz, scale, g.datt.mem,
-                                 g.datt.off, Tz, Tz * Tz, q.mem, q.off, hs, Tz * hs, 0.0f, dk.mem,
-                                 dk.off, hs, Tz * hs, nb);
+    st = cllm_blas_sgemm_batched_tri(rt, CLLM_BLAS_UPPER_A, 0, CLLM_BLAS_T, CLLM_BLAS_N, Tz, hs, Tz,
+                                     scale, g.datt.mem, g.datt.off, Tz, Tz * Tz, q.mem, q.off, hs,
+                                     Tz * hs, 0.0f, dk.mem, dk.off, hs, Tz * hs, nb);
     if (st != CLLM_OK) return st;
     return qkv_permute(rt, dqkv, dq, dk, dv, B, T, C, NH, T, 0, 0);
 }
