@@ -7,6 +7,8 @@
  * gemm_nn reads A as stored (M, K); gemm_tn reads A stored (K, M) (op = transpose). B is
  * always (K, N) as stored: a transposed B is first rearranged by gemm_transpose (host/blas.c).
  * When beta == 0, C is not read (BLAS semantics: it may hold anything, NaN included).
+ * Causal attention's products pass `tri` (host/blas.h, cllm_blas_tri): tiles wholly above the
+ * diagonal are skipped, or each tile's k range is cut to where a triangular op(A) is not 0.
  *
  * Variants are -D defines (searched by `cllm tune`, defaults below):
  *   VW  vector width in floats (4, 8, 16: PoCL maps float16 onto one AVX-512 register)
