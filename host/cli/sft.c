@@ -519,6 +519,7 @@ int cmd_sft(int argc, char **argv) {
                    .lf = {.schedule = "cosine"}};
     int rc = parse(argc, argv, &o, &f);
     if (rc >= 0) return rc;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a log file sees each line as it comes, as on a terminal */
     if (f.eval_only) return eval_only(&o, &f);
     if (!f.out) return usage("--out RUN is required");
 
