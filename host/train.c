@@ -398,6 +398,15 @@ static cllm_status prepare_run_dir(cllm_trainer *t) {
         free(opts);
         cJSON_AddNumberToObject(a, "min_lr_effective", cllm_train_min_lr(&t->o));
         cJSON_AddStringToObject(a, "model", t->model_source);
+        {
+            /* where this session runs (a resume rewrites the file: the latest session's) */
+            const cllm_device_info *d = cllm_runtime_device(t->rt);
+            cJSON *dev = cJSON_AddObjectToObject(a, "device");
+            cJSON_AddStringToObject(dev, "name", d->name);
+            cJSON_AddStringToObject(dev, "type", cllm_device_type_name(d->type));
+            cJSON_AddStringToObject(dev, "platform", d->platform_name);
+            cJSON_AddNumberToObject(dev, "compute_units", d->compute_units);
+        }
         if (t->resumed_from) cJSON_AddStringToObject(a, "resumed_from", t->resumed_from);
         if (t->args_json) cJSON_AddItemToObject(a, "args", cJSON_Parse(t->args_json));
         if (t->s.command_line) cJSON_AddStringToObject(a, "command", t->s.command_line);
@@ -457,6 +466,8 @@ cllm_status cllm_trainer_init(cllm_trainer **out, cllm_runtime *rt, const cllm_t
     cllm_checkpoint ck = {0};
     if (!s->run_dir || !*s->run_dir)
         return cllm_fail(CLLM_ERR_USAGE, "training needs a run directory");
+    if (!(s->time_limit_s >= 0) || !isfinite(s->time_limit_s))
+        return cllm_fail(CLLM_ERR_USAGE, "--time-limit must be a number of seconds >= 0");
     st = cllm_train_opts_validate(&s->opts);
     if (st != CLLM_OK) return st;
     cllm_trainer *t = cllm_calloc(1, sizeof *t);
@@ -990,7 +1001,8 @@ cllm_status cllm_trainer_run(cllm_trainer *t) {
         if (isfinite(t->last_val)) CLLM_TRY(write_metrics(t, false, 0, 0, 0, 0, false, val));
     }
     int first_skip = 0;
-    const int end = t->s.stop_at > 0 && t->s.stop_at < t->o.steps ? t->s.stop_at : t->o.steps;
+    int end = t->s.stop_at > 0 && t->s.stop_at < t->o.steps ? t->s.stop_at : t->o.steps;
+    bool timed_out = false;
     while (t->step < end && !stopping(t)) {
         double loss, lr, norm, t0 = cllm_now();
         bool skipped;
@@ -1002,12 +1014,20 @@ cllm_status cllm_trainer_run(cllm_trainer *t) {
             t->skips = 0;
         }
         progress(t, loss, lr, norm, tps, skipped);
+        /* out of time: this step ends the session as stop_at would, with a validation */
+        if (t->s.time_limit_s > 0 && t->step < end &&
+            cllm_now() - t->t_start >= t->s.time_limit_s) {
+            end = t->step;
+            timed_out = true;
+        }
         double val = NAN;
         bool last = t->step == t->o.steps;
-        if (eval_on && !stopping(t) && (t->step % t->o.eval_every == 0 || last))
+        if (eval_on && !stopping(t) &&
+            (t->step % t->o.eval_every == 0 || last || timed_out))
             CLLM_TRY(validate_now(t, &val));
         CLLM_TRY(write_metrics(t, true, loss, lr, norm, tps, skipped, val));
-        if (t->samples && !stopping(t) && (t->step % t->o.sample_every == 0 || last))
+        if (t->samples && !stopping(t) &&
+            (t->step % t->o.sample_every == 0 || last || timed_out))
             CLLM_TRY(sample_now(t));
         if (t->skips >= t->o.max_skips) {
             st = cllm_fail(CLLM_ERR_NUMERIC,
@@ -1037,8 +1057,12 @@ cllm_status cllm_trainer_run(cllm_trainer *t) {
             (long long)(t->step - t->start_step) * t->o.batch * t->o.seq * t->o.grad_accum;
         char val[48] = "";
         if (isfinite(t->last_val)) snprintf(val, sizeof val, ", val_loss %.4f", t->last_val);
-        char part[96] = "";
-        if (t->step < t->o.steps)
+        char part[128] = "";
+        if (timed_out)
+            snprintf(part, sizeof part,
+                     " of %d (the time limit of %g s was reached; continue with --resume)",
+                     t->o.steps, t->s.time_limit_s);
+        else if (t->step < t->o.steps)
             snprintf(part, sizeof part, " of %d (stopped as asked; continue with --resume)",
                      t->o.steps);
         log_line(t,

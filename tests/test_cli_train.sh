@@ -16,7 +16,7 @@ T=$(fresh_tmp cli_train)
 expect 0 "train --help" "$C" train --help
 for flag in --steps --batch --seq --grad-accum --lr --min-lr --warmup --schedule --weight-decay \
             --beta1 --beta2 --eps --clip --seed --data-order --eval-every --eval-batches \
-            --ckpt-every --keep --resume --device --stop-at --sample-every --sample-prompt; do
+            --ckpt-every --keep --resume --device --stop-at --time-limit --sample-every --sample-prompt; do
   expect_out "$flag" "$C" train --help
 done
 expect_out "examples:" "$C" train --help
@@ -130,6 +130,21 @@ expect 0 "stop-at" "$C" train --model "$M" --data "$T/data" --out "$T/s" --steps
 check '[ "$(cat "$T/s/latest")" = step_00000005 ]' "--stop-at 5 saved step 5"
 expect 0 "resume after stop-at" "$C" train --out "$T/s" --resume
 check '[ "$(cat "$T/s/latest")" = step_00000008 ]' "the resumed run finished its 8 steps"
+
+# --time-limit: the session ends after the step that passes it, with a validation and a
+# checkpoint, and says so; --resume continues (cllm demo sizes its runs with it as the bound)
+expect 2 "negative time limit" "$C" train --model "$M" --data "$T/data" --out "$T/tl" --time-limit -1
+expect 0 "time-limit" "$C" train --model "$M" --data "$T/data" --out "$T/tl" --steps 1000000 \
+  --time-limit 1.5 --eval-every 1000000 --ckpt-every 0
+tl_step=$(sed 's/step_0*//' "$T/tl/latest")
+check '[ "${tl_step:-0}" -ge 1 ] && [ "$tl_step" -lt 1000000 ]' "--time-limit stopped the run (at step ${tl_step:-none})"
+check 'tail -1 "$T/tl/metrics.jsonl" | grep -q "\"val_loss\""' "the last step of a timed-out session is validated"
+check 'grep -q "\"step\":$tl_step[,}]" "$T/tl/metrics.jsonl"' "metrics.jsonl reaches the saved step"
+check 'grep -q "\"compute_units\"" "$T/tl/train_args.json"' "train_args.json records the device"
+expect_out "time limit of 1.5 s was reached" "$C" train --out "$T/tl" --resume --steps 1000000 --time-limit 1.5
+tl2=$(sed 's/step_0*//' "$T/tl/latest")
+expect 0 "resume after the time limit" "$C" train --out "$T/tl" --resume --steps $((tl2 + 2)) --time-limit 0
+check '[ "$(sed "s/step_0*//" "$T/tl/latest")" = $((tl2 + 2)) ]' "the resumed run took its 2 more steps"
 
 # --init from a checkpoint, and one whose tensors do not match its config
 expect 0 "init" "$C" train --init "$R" --data "$T/data" --out "$T/i" --steps 2 --eval-every 0

@@ -698,6 +698,7 @@ int cmd_sft(int argc, char **argv) {
                                 .command_line = cmd,
                                 .stop = &g_stop,
                                 .stop_at = g.lf.stop_at,
+                                .time_limit_s = g.lf.time_limit,
                                 .log = stdout,
                                 .tty = isatty(STDOUT_FILENO)};
     CLLM_TRY(cllm_trainer_init(&tr, rt, &s));

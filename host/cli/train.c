@@ -305,6 +305,7 @@ int cmd_train(int argc, char **argv) {
                                 .command_line = cmd,
                                 .stop = &g_stop,
                                 .stop_at = g.lf.stop_at,
+                                .time_limit_s = g.lf.time_limit,
                                 .sample_prompt = prompt,
                                 .log = stdout,
                                 .tty = isatty(STDOUT_FILENO)};

@@ -15,6 +15,7 @@
 typedef struct {
     const char *schedule, *min_lr;
     int stop_at;
+    double time_limit;
     bool seen_schedule, seen_lr, seen_warmup, seen_eval_every, seen_eval_batches,
         seen_ckpt_every, seen_weight_decay;
 } cli_loop_flags;
@@ -70,6 +71,10 @@ typedef struct {
          "end this session after STEP with a checkpoint; --resume continues to --steps (0 = "  \
          "off)",                                                                               \
          .lo = 0, .hi = 2e9},                                                                  \
+        {"time-limit", 0, CLI_DOUBLE, &(lf)->time_limit, "S",                                  \
+         "end this session after the step that passes S seconds, with a validation and a "     \
+         "checkpoint; --resume continues to --steps (0 = off)",                                \
+         .lo = 0, .hi = 1e9},                                                                  \
     {                                                                                          \
         "log-every", 0, CLI_INT, &(o)->log_every, "N",                                         \
             "a progress line every N steps when stdout is not a terminal", .lo = 1, .hi = 2e9  \

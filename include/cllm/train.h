@@ -30,7 +30,9 @@
  *
  *   The run directory:
  *     RUN/config.json        the model's Hugging Face config (+ setup.config_extra_json's keys)
- *     RUN/train_args.json    the effective options and the caller's args_json record
+ *     RUN/train_args.json    the effective options, the caller's args_json record and the
+ *                            device of the latest session ("device": name, type, platform,
+ *                            compute_units)
  *     RUN/command.txt        setup.command_line, one line per start (the first run and resumes)
  *     RUN/metrics.jsonl      one object per step: step, loss, lr, grad_norm, tokens_per_s,
  *                            tokens (cumulative), time_s (since the run started, across
@@ -193,6 +195,12 @@ typedef struct {
     volatile sig_atomic_t *stop; /* set (from a signal handler): finish the step, save, return */
     int stop_at;                 /* > 0: this session ends (with a checkpoint) after that step, the
                                     run resumable up to opts.steps; e.g. time-sliced jobs */
+    double time_limit_s;         /* > 0: this session ends (with a validation when validation is
+                                    on, and a checkpoint) after the first step that finishes
+                                    this many seconds after cllm_trainer_run started; the run
+                                    resumable up to opts.steps. The schedule stays that of
+                                    opts.steps: set steps to what fits the time, the limit is a
+                                    bound (cllm demo measures the step time to choose steps) */
     FILE *log;                   /* progress and messages (NULL: stdout) */
     bool tty;                    /* log is a terminal: one progress line rewritten in place */
 } cllm_train_setup;
@@ -207,8 +215,8 @@ typedef struct cllm_trainer cllm_trainer;
 cllm_status cllm_trainer_init(cllm_trainer **t, cllm_runtime *rt, const cllm_train_setup *s);
 void cllm_trainer_free(cllm_trainer *t);
 
-/* Train up to opts.steps (or setup.stop_at). CLLM_OK at the end (a checkpoint of the last
- * step written);
+/* Train up to opts.steps (or setup.stop_at, or setup.time_limit_s). CLLM_OK at the end (a
+ * checkpoint of the last step written);
  * CLLM_ERR_INTERRUPTED when *setup.stop was set (the step finished and was saved);
  * CLLM_ERR_NUMERIC after max_skips non-finite steps in a row (nothing saved). */
 cllm_status cllm_trainer_run(cllm_trainer *t);
