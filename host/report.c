@@ -132,6 +132,13 @@ static void md_text(FILE *f, const char *s) {
     }
 }
 
+/* pre, then text as inline Markdown, then post. */
+static void md_say(FILE *f, const char *pre, const char *text, const char *post) {
+    fputs(pre, f);
+    md_text(f, text);
+    fputs(post, f);
+}
+
 /* A fenced block of literal text: the fence is longer than any run of backticks inside. */
 static void md_block(FILE *f, const char *s) {
     int run = 0, longest = 0;
@@ -674,12 +681,12 @@ static double mc_chance(const char *path, int *items) {
     return n ? sum / n : NAN;
 }
 
-/* "0.312 ± 0.021" */
-static void pm(FILE *md, double v, double se) {
+/* "0.312 ± 0.021" (digits after the point) */
+static void pm(FILE *md, double v, double se, int digits) {
     if (isfinite(se))
-        fprintf(md, "%.3f ± %.3f", v, se);
+        fprintf(md, "%.*f ± %.*f", digits, v, digits, se);
     else
-        fprintf(md, "%.3f", v);
+        fprintf(md, "%.*f", digits, v);
 }
 
 static void section_summary(report *r) {
@@ -696,10 +703,7 @@ static void section_summary(report *r) {
             r->cfg.n_head, r->cfg.n_embd, INT(r->cfg.vocab_size), r->cfg.n_positions, INT(step),
             INT(tokens), DUR(secs));
     const char *dev = jstr(r->args, "device.name");
-    if (dev) {
-        fputs(" on ", md);
-        md_text(md, dev);
-    }
+    if (dev) md_say(md, " on ", dev, "");
     fputs(".\n\n", md);
 
     fputs("| what | measured |\n|---|---|\n", md);
@@ -725,7 +729,7 @@ static void section_summary(report *r) {
         double a = jnum(sec, "acc_norm"), se = jnum(sec, "acc_norm_stderr");
         fprintf(md, "| multiple choice `%s` (%s items) | acc_norm **", sec->string,
                 INT(jnum(sec, "n")));
-        pm(md, a, se);
+        pm(md, a, se, 3);
         fputs("**", md);
         if (isfinite(chance)) {
             fprintf(md, " against chance %.3f", chance);
@@ -741,8 +745,8 @@ static void section_summary(report *r) {
             fprintf(md, " assistant-token validation loss %.3f → **%.3f**;", vb, va);
         if (ca)
             fprintf(md,
-                    " held-out answers: the right category's request fits better for **%.1f%%** "
-                    "(gap %.3f ± %.3f nats per token)",
+                    " held-out answers fit their own category's request better than another's "
+                    "for **%.1f%%** (chance 50%%; gap %.4f ± %.4f nats per token)",
                     100 * jnum(ca, "own_lower"), jnum(ca, "gap"), jnum(ca, "gap_se"));
         fputs(" |\n", md);
     }
@@ -851,6 +855,18 @@ static cllm_status section_training(report *r) {
         if (isfinite(train_tokens) && train_tokens > 0 && isfinite(tokens))
             fprintf(md, " It saw %s tokens: %.2f passes over the training split.", INT(tokens),
                     tokens / train_tokens);
+        double vb = jnum(o, "eval_batches"), vt = jnum(r->stats, "splits.val.tokens");
+        if (isfinite(vt) && jnum(o, "seq") > 0 && jnum(o, "batch") > 0) {
+            /* the trainer's validation: windows of seq + 1 tokens, batches of up to `batch` */
+            double windows = floor((vt - 1) / jnum(o, "seq"));
+            double have = ceil(windows / jnum(o, "batch"));
+            if (!(vb < have)) vb = have;
+        }
+        if (isfinite(vb) && cllm_metrics_count_val(&r->m) > 0)
+            fprintf(md,
+                    " The validation during training scores %s batch%s of the held-out split "
+                    "(the same each time); the evaluation below scores all of it.",
+                    INT(vb), vb == 1 ? "" : "es");
         if (isfinite(step) && isfinite(jnum(o, "steps")) && step < jnum(o, "steps"))
             fprintf(md, " It stopped at step %s of %s (interrupted, or a time limit).", INT(step),
                     INT(jnum(o, "steps")));
@@ -902,6 +918,40 @@ fail:
     return st;
 }
 
+/* The first item of a multiple-choice set in the generic form ({"context", "choices",
+ * "label"}), the right choice in bold; false when the file has none such. */
+static bool mc_example(report *r, const cJSON *sec) {
+    const char *path = jstr(sec, "file");
+    char *text = NULL;
+    size_t len;
+    if (!path || cllm_read_file(path, &text, &len) != CLLM_OK) {
+        cllm_clear_error();
+        return false;
+    }
+    const char *nl = strchr(text, '\n');
+    cJSON *o = cJSON_ParseWithLength(text, nl ? (size_t)(nl - text) : len);
+    free(text);
+    const char *ctx = jstr(o, "context");
+    const cJSON *ch = jget(o, "choices");
+    double label = jnum(o, "label");
+    bool ok = ctx && cJSON_IsArray(ch) && isfinite(label);
+    if (ok) {
+        fprintf(r->md, "An item of `%s` (the first of `%s`): ", sec->string, shown(r, path, 0));
+        md_say(r->md, "*", ctx, "*… followed by ");
+        int i = 0;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, ch) {
+            if (i) fputs(" / ", r->md);
+            bool right = i++ == (int)label;
+            md_say(r->md, right ? "**" : "", cJSON_IsString(c) ? c->valuestring : "?",
+                   right ? "**" : "");
+        }
+        fputs(" (its own continuation in bold).\n\n", r->md);
+    }
+    cJSON_Delete(o);
+    return ok;
+}
+
 static cllm_status section_eval(report *r) {
     FILE *md = r->md;
     fputs("## Evaluation\n\n", md);
@@ -950,15 +1000,18 @@ static cllm_status section_eval(report *r) {
         int items;
         double chance = mc_chance(jstr(sec, "file"), &items);
         fprintf(md, "| `%s` (%s) | %s | ", sec->string, jstr(sec, "task"), INT(jnum(sec, "n")));
-        pm(md, jnum(sec, "acc"), jnum(sec, "acc_stderr"));
+        pm(md, jnum(sec, "acc"), jnum(sec, "acc_stderr"), 3);
         fputs(" | ", md);
-        pm(md, jnum(sec, "acc_norm"), jnum(sec, "acc_norm_stderr"));
+        pm(md, jnum(sec, "acc_norm"), jnum(sec, "acc_norm_stderr"), 3);
         if (isfinite(chance))
             fprintf(md, " | %.3f |\n", chance);
         else
             fputs(" | ? |\n", md);
     }
     if (any_mc) fputs("\n", md);
+    cJSON_ArrayForEach(sec, r->eval) {
+        if (is_mc(sec) && mc_example(r, sec)) break;
+    }
     bool any_gen = false;
     cJSON_ArrayForEach(sec, r->eval) {
         if (!is_gen(sec)) continue;
@@ -1017,18 +1070,14 @@ static cllm_status section_samples(report *r) {
         fputs("Text the model wrote at temperature 1 from the start of a new document, as "
               "training went on:\n\n",
               md);
-        int pick[3] = {0, n / 2, n - 1}, last = -1;
+        int pick[3] = {0, (n - 1) / 2, n - 1}, last = -1;
         for (int k = 0; k < 3; k++) {
             if (pick[k] == last) continue;
             last = pick[k];
             const cJSON *o = cJSON_GetArrayItem(arr, pick[k]);
             const char *prompt = jstr(o, "prompt");
             fprintf(md, "**Step %s**", INT(jnum(o, "step")));
-            if (prompt && *prompt) {
-                fputs(", continuing \"", md);
-                md_text(md, prompt);
-                fputs("\"", md);
-            }
+            if (prompt && *prompt) md_say(md, ", continuing \"", prompt, "\"");
             fputs(":\n\n", md);
             md_block(md, jstr(o, "text"));
         }
@@ -1040,10 +1089,25 @@ fail:
     return st;
 }
 
+/* A rendered chat prompt shown as its user request ("<|user|>Tell me ...<|end|><|assistant|>"
+ * -> Tell me ...), or whole when it is not in that form. */
+static void print_request(FILE *md, const char *prompt) {
+    static const char user[] = "<|user|>", end[] = "<|end|>";
+    const char *u = prompt ? strstr(prompt, user) : NULL;
+    const char *e = u ? strstr(u + strlen(user), end) : NULL;
+    if (!e) {
+        md_text(md, prompt ? prompt : "");
+        return;
+    }
+    char *req = strndup(u + strlen(user), (size_t)(e - u - strlen(user)));
+    md_say(md, "\"", req ? req : "", "\"");
+    free(req);
+}
+
 static void category_row(FILE *md, const char *when, const cJSON *c) {
-    fprintf(md, "| %s | %s | %.3f | %.3f | ", when, INT(jnum(c, "items")), jnum(c, "own_loss"),
+    fprintf(md, "| %s | %s | %.4f | %.4f | ", when, INT(jnum(c, "items")), jnum(c, "own_loss"),
             jnum(c, "wrong_loss"));
-    pm(md, jnum(c, "gap"), jnum(c, "gap_se"));
+    pm(md, jnum(c, "gap"), jnum(c, "gap_se"), 4);
     fprintf(md, " | %.1f%% | %.1f%% (chance %.1f%%) |\n", 100 * jnum(c, "own_lower"),
             100 * jnum(c, "top1"), 100 * jnum(c, "chance"));
 }
@@ -1100,8 +1164,8 @@ static cllm_status section_sft(report *r) {
         fputs("**Does it answer the request?** Each held-out answer is scored under the request "
               "for its own category and under requests for other categories: a model that "
               "follows the request finds its own category's version likelier (lower loss).\n\n"
-              "| | answers | loss, own category | loss, other categories | gap (own − other) | "
-              "own lower | own lowest of all |\n|---|---|---|---|---|---|---|\n",
+              "| | answers | loss, own category | loss, other categories | gap (other − own) | "
+              "own lower (chance 50%) | own lowest of all |\n|---|---|---|---|---|---|---|\n",
               md);
         const cJSON *b = jget(cc, "before"), *a = jget(cc, "after");
         if (b) category_row(md, "before fine-tuning", b);
@@ -1119,12 +1183,8 @@ static cllm_status section_sft(report *r) {
         cJSON_ArrayForEach(s, samples) {
             const char *cat = jstr(s, "category");
             fprintf(md, "%d. ", ++k);
-            if (cat) {
-                fputs("*", md);
-                md_text(md, cat);
-                fputs("*: ", md);
-            }
-            md_text(md, jstr(s, "prompt") ? jstr(s, "prompt") : "");
+            if (cat) md_say(md, "*", cat, "*: ");
+            print_request(md, jstr(s, "prompt"));
             fputs("\n\n   | | reply |\n   |---|---|\n", md);
             const char *rows[3][2] = {{"reference (held out)", jstr(s, "reference")},
                                       {"before", jstr(s, "before")},
@@ -1150,21 +1210,15 @@ static void section_timing(report *r) {
     fputs("## Device and timing\n\n", md);
     const cJSON *dev = jget(r->args, "device");
     if (dev) {
-        fputs("Trained on ", md);
-        md_text(md, jstr(dev, "name"));
+        md_say(md, "Trained on ", jstr(dev, "name"), "");
         fprintf(md, " (%s, %s compute units, platform ",
                 jstr(dev, "type") ? jstr(dev, "type") : "?", INT(jnum(dev, "compute_units")));
-        md_text(md, jstr(dev, "platform"));
-        fputs(").", md);
+        md_say(md, "", jstr(dev, "platform"), ").");
     } else {
         fputs("The device is not recorded in this run's train_args.json.", md);
     }
     const char *edev = jstr(r->eval, "model.device");
-    if (edev) {
-        fputs(" Evaluated on ", md);
-        md_text(md, edev);
-        fputs(".", md);
-    }
+    if (edev) md_say(md, " Evaluated on ", edev, ".");
     fputs("\n\n", md);
     const cJSON *stages = jget(r->demo, "stages");
     if (cJSON_GetArraySize(stages) > 0) {
@@ -1176,8 +1230,7 @@ static void section_timing(report *r) {
         cJSON_ArrayForEach(s, stages) {
             double sec = jnum(s, "seconds");
             if (isfinite(sec)) total += sec;
-            fputs("| ", md);
-            md_text(md, jstr(s, "name"));
+            md_say(md, "| ", jstr(s, "name"), "");
             fprintf(md, " | %s | ", DUR(sec));
             const char *cmd = jstr(s, "command");
             if (cmd) {

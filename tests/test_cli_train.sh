@@ -145,6 +145,7 @@ expect_out "time limit of 1.5 s was reached" "$C" train --out "$T/tl" --resume -
 tl2=$(sed 's/step_0*//' "$T/tl/latest")
 expect 0 "resume after the time limit" "$C" train --out "$T/tl" --resume --steps $((tl2 + 2)) --time-limit 0
 check '[ "$(sed "s/step_0*//" "$T/tl/latest")" = $((tl2 + 2)) ]' "the resumed run took its 2 more steps"
+check 'grep -qE "\"model\":[[:space:]]*\"$M\"" "$T/tl/train_args.json"' "a resumed run's train_args.json still names its model config"
 
 # --init from a checkpoint, and one whose tensors do not match its config
 expect 0 "init" "$C" train --init "$R" --data "$T/data" --out "$T/i" --steps 2 --eval-every 0

@@ -199,7 +199,7 @@ int cmd_train(int argc, char **argv) {
     cllm_checkpoint init = {0};
     cllm_gpt_config cfg = {0};
     char *args_json = NULL, *saved_args = NULL, *tok_json = NULL, *cmd = NULL, *data_saved = NULL,
-         *prompt_saved = NULL;
+         *prompt_saved = NULL, *model_saved = NULL, *init_saved = NULL;
     const char *model_source = NULL;
     cJSON *args = NULL;
 
@@ -218,12 +218,19 @@ int cmd_train(int argc, char **argv) {
         const cJSON *sp = cJSON_GetObjectItemCaseSensitive(sa, "sample_prompt");
         if (cJSON_IsString(d)) data_saved = strdup(d->valuestring);
         if (cJSON_IsString(sp)) prompt_saved = strdup(sp->valuestring);
+        /* where the model came from stays in the record across sessions */
+        const cJSON *sm = cJSON_GetObjectItemCaseSensitive(sa, "model"),
+                    *si = cJSON_GetObjectItemCaseSensitive(sa, "init");
+        if (cJSON_IsString(sm)) model_saved = strdup(sm->valuestring);
+        if (cJSON_IsString(si)) init_saved = strdup(si->valuestring);
         if (cJSON_IsString(od) && !strcmp(od->valuestring, "sequential")) order = "sequential";
         cJSON_Delete(sa);
         if (f.seen_order && strcmp(f.order, order) != 0) {
             free(saved_args);
             free(data_saved);
             free(prompt_saved);
+            free(model_saved);
+            free(init_saved);
             return usage("--data-order %s: the run was trained with --data-order %s", f.order,
                          order);
         }
@@ -278,8 +285,8 @@ int cmd_train(int argc, char **argv) {
     args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "data", data);
     cJSON_AddStringToObject(args, "data_order", order);
-    if (f.model) cJSON_AddStringToObject(args, "model", f.model);
-    if (f.init) cJSON_AddStringToObject(args, "init", f.init);
+    if (f.model || model_saved) cJSON_AddStringToObject(args, "model", f.model ? f.model : model_saved);
+    if (f.init || init_saved) cJSON_AddStringToObject(args, "init", f.init ? f.init : init_saved);
     if (prompt) cJSON_AddStringToObject(args, "sample_prompt", prompt);
     args_json = cJSON_PrintUnformatted(args);
     cmd = cli_command_line(argc, argv);
@@ -331,6 +338,8 @@ done:
     free(saved_args);
     free(data_saved);
     free(prompt_saved);
+    free(model_saved);
+    free(init_saved);
     free(tok_json);
     free(cmd);
     return rc;
