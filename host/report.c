@@ -1154,6 +1154,10 @@ static cllm_status section_sft(report *r) {
         goto fail;
     }
     double vb = jnum(r->sft_rep, "val_loss_step0"), va = jnum(r->sft_rep, "val_loss");
+    double done = jnum(r->sft_rep, "step"), planned = jnum(o, "steps");
+    if (isfinite(done) && isfinite(planned) && done < planned)
+        fprintf(md, "It stopped at step %s of %s (interrupted, or a time limit).\n\n", INT(done),
+                INT(planned));
     if (isfinite(vb) && isfinite(va))
         fprintf(md,
                 "Validation loss on held-out conversations (assistant tokens): %.4f before "

@@ -453,6 +453,36 @@ int main(void) {
     const cJSON *fst = cJSON_GetObjectItemCaseSensitive(frec, "status");
     CHECK(cJSON_IsString(fst) && !strcmp(fst->valuestring, "failed"));
     cJSON_Delete(frec);
+    /* Ctrl-C (SIGINT) during pretraining: the step finishes, a checkpoint is saved, the demo
+     * stops there (exit 1) and says so; demo.json says "interrupted" */
+    char *intr = cllm_path_join(g_tmp, "intr");
+    char *script = cllm_strdup_printf(
+        "'%s' demo --out '%s' --minutes 2 --model '%s' --corpus '%s' --mc-items 40 "
+        ">'%s/intr.out' 2>&1 & pid=$!; "
+        "for i in $(seq 1 600); do "
+        "  [ -f '%s/pretrain/metrics.jsonl' ] && [ $(wc -l < '%s/pretrain/metrics.jsonl') -ge 30 ] "
+        "&& break; sleep 0.1; done; "
+        "kill -INT $pid; wait $pid; echo $? > '%s/intr.rc'",
+        g_bin, intr, tiny, corpus, g_tmp, intr, intr, g_tmp);
+    CHECK(system(script) == 0);
+    free(script);
+    char *irc = slurp(g_tmp, "intr.rc"), *iout = slurp(g_tmp, "intr.out");
+    CHECK_MSG(irc && atoi(irc) == 1, "an interrupted demo exited %s", irc ? irc : "?");
+    CHECK_MSG(contains(iout, "interrupted during pretraining"), "the demo did not say it stopped");
+    cJSON *irec = load_json(intr, "demo.json");
+    const cJSON *ist = cJSON_GetObjectItemCaseSensitive(irec, "status");
+    CHECK(cJSON_IsString(ist) && !strcmp(ist->valuestring, "interrupted"));
+    char *ilatest = cllm_path_join(intr, "pretrain/latest"),
+         *ieval = cllm_path_join(intr, "pretrain/eval.json");
+    CHECK_MSG(cllm_is_file(ilatest), "the interrupted pretraining saved no checkpoint");
+    CHECK_MSG(!cllm_is_file(ieval), "the demo went on to evaluate after Ctrl-C");
+    cJSON_Delete(irec);
+    free(ilatest);
+    free(ieval);
+    free(irc);
+    free(iout);
+    free(intr);
+
     /* a corpus that does not exist */
     free(out);
     free(err);

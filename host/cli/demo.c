@@ -38,7 +38,7 @@ extern const unsigned long cllm_demo_model_json_len;
 /* What of the budget each stage may use up to, counted from the start: pretraining ends by
  * PRETRAIN_END of it, fine-tuning by SFT_END; the evaluation, the chat set and the report fit
  * in between (they take seconds to a minute, sized by their item counts). */
-#define PRETRAIN_END_PCT 62
+#define PRETRAIN_END_PCT 70
 #define SFT_END_PCT 92
 #define PRETRAIN_END (PRETRAIN_END_PCT / 100.0)
 #define SFT_END (SFT_END_PCT / 100.0)
@@ -49,17 +49,22 @@ extern const unsigned long cllm_demo_model_json_len;
 /* Validation during training: batches per measurement and measurements per run (the
  * evaluation stage scores the whole held-out split at the end). */
 #define VAL_BATCHES 3
-#define VAL_POINTS 6
+#define VAL_POINTS 11
 /* Samples drawn during pretraining, and their length. */
 #define SAMPLES 3
 #define SAMPLE_TOKENS 48
 /* Fine-tuning: rows of SFT_SEQ tokens (the chat set's fortunes are at most SFT_MAX_CHARS
- * characters, ~100 tokens with the template); the category check scores CHECK_ITEMS held-out
- * answers under their own and CHECK_WRONG other categories, before and after. */
+ * characters, ~100 tokens with the template), at most SFT_EPOCHS passes over the chat set;
+ * the category check scores held-out answers under their own and CHECK_WRONG other
+ * categories, before and after: as many as fit in CHECK_SHARE of the fine-tuning's time,
+ * CHECK_MIN to CHECK_MAX of them. */
 #define SFT_SEQ 128
 #define SFT_MAX_CHARS 300
 #define SFT_VAL_FRACTION 0.05
-#define CHECK_ITEMS 64
+#define SFT_EPOCHS 2
+#define CHECK_MIN 64
+#define CHECK_MAX 512
+#define CHECK_SHARE 0.10
 #define CHECK_WRONG 3
 
 /* The names the demo owns in its directory: --force removes these and nothing else. */
@@ -197,8 +202,7 @@ static void stage_banner(demo *d, const char *title, const char *what) {
         snprintf(left, sizeof left, "%.0f s of the budget left", rest);
     else
         snprintf(left, sizeof left, "over the budget by %.0f s", -rest);
-    printf("\n== [%d/%d] %s (%s, %s) ==\n%s\n", ++d->stage, d->n_stages, title, left,
-           elapsed(d) < 1 ? "starting" : "running", what);
+    printf("\n== [%d/%d] %s (%s) ==\n%s\n", ++d->stage, d->n_stages, title, left, what);
     fflush(stdout);
 }
 
@@ -371,15 +375,29 @@ static double jnum(const cJSON *o, const char *a, const char *b) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+/* Lines of a file (records of a JSONL file), 0 when it cannot be read. */
+static long count_lines(const char *path) {
+    char *text = NULL;
+    size_t len;
+    long n = 0;
+    if (cllm_read_file(path, &text, &len) == CLLM_OK)
+        for (size_t i = 0; i < len; i++)
+            n += text[i] == '\n';
+    cllm_clear_error();
+    free(text);
+    return n;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-/* Seconds per training step of a run so far: the median time between consecutive steps
- * after the first (which also compiles kernels), validation included where it ran. NaN when
- * fewer than two steps are logged. */
-static double seconds_per_step(const char *run) {
+/* Seconds per training step of a run so far: the median time between consecutive steps over
+ * the last `last` steps (0: all after the first, which also compiles kernels), validation
+ * included where it ran. The machine's load moves, so the recent steps say more about the
+ * next ones. NaN when fewer than two steps are logged. */
+static double seconds_per_step(const char *run, size_t last) {
     cllm_metrics m = {0};
     double r = NAN;
     if (cllm_metrics_load(&m, run) == CLLM_OK && m.n > 2) {
@@ -389,9 +407,14 @@ static double seconds_per_step(const char *run) {
             if (m.points[i - 1].step >= 1 && isfinite(m.points[i].time_s) &&
                 isfinite(m.points[i - 1].time_s))
                 dt[n++] = m.points[i].time_s - m.points[i - 1].time_s;
+        double *from = dt;
+        if (last && n > last) {
+            from = dt + (n - last);
+            n = last;
+        }
         if (n) {
-            qsort(dt, n, sizeof *dt, cmp_double);
-            r = n % 2 ? dt[n / 2] : 0.5 * (dt[n / 2 - 1] + dt[n / 2]);
+            qsort(from, n, sizeof *from, cmp_double);
+            r = n % 2 ? from[n / 2] : 0.5 * (from[n / 2 - 1] + from[n / 2]);
         }
         free(dt);
     }
@@ -593,6 +616,7 @@ int cmd_demo(int argc, char **argv) {
          *model_path = NULL, *eval_json = NULL, *report_md = NULL, *corpus_abs = NULL,
          *sft_data = NULL, *sft_val = NULL, *sft_run = NULL;
     int pre_batch = 8, pre_seq = 128;
+    double pre_lr = 3e-3;
     argvec a = {0};
     cJSON *ev = NULL;
     rc = 1;
@@ -687,6 +711,7 @@ int cmd_demo(int argc, char **argv) {
             goto done;
         }
         pre_batch = to.batch;
+        pre_lr = to.lr;
         pre_seq = to.seq < cfg.n_positions ? to.seq : cfg.n_positions;
         const double end = PRETRAIN_END * d.budget;
         stage_banner(&d, "pretraining",
@@ -705,7 +730,7 @@ int cmd_demo(int argc, char **argv) {
         add_device(&a, &d);
         if ((rc = stage(&d, "pretraining: the first steps, timed", cmd_train, &a, NULL)) >= 0)
             goto done;
-        double spf = seconds_per_step(run);
+        double spf = seconds_per_step(run, 0);
         if (!isfinite(spf) || spf <= 0) spf = 1;
         /* what else the run does: VAL_POINTS validations of VAL_BATCHES forwards (a forward
          * is about a third of a step) and SAMPLES samples (about SAMPLE_TOKENS / 32 steps
@@ -756,26 +781,38 @@ int cmd_demo(int argc, char **argv) {
     av_words(&a, "--out", sft_data, "--val-out", sft_val, NULL);
     if ((rc = stage(&d, "chat set", cmd_data, &a, NULL)) >= 0) goto done;
 
-    /* 7. fine-tuning, sized like pretraining from its measured step time */
+    /* 7. fine-tuning, sized like pretraining from its last steps' time */
     {
         stage_banner(&d, "fine-tuning (SFT)",
                      "The pretrained model learns the chat template: replies before and after, "
                      "and whether held-out answers fit their own category's request better.");
-        const double spf = seconds_per_step(run);
+        const double spf = seconds_per_step(run, 50);
         const double row = spf > 0 && isfinite(spf) ? spf * SFT_SEQ / pre_seq : 1; /* a step */
-        const int fwd_batches = (CHECK_ITEMS * (1 + CHECK_WRONG) + pre_batch - 1) / pre_batch;
-        /* before and after: a category check, a validation, the replies */
-        const double fixed =
-            2 * (fwd_batches + VAL_BATCHES) * row / 3 + 2 * SAMPLES * SAMPLE_TOKENS / 32.0 * row;
         double rem = SFT_END * d.budget - elapsed(&d);
-        int steps = (int)((0.95 * rem - fixed) / row);
+        /* the category check: an answer costs (1 + CHECK_WRONG) rows of a forward, a third of
+         * a step's work per row of a batch */
+        const double per_item = (1 + CHECK_WRONG) * row / 3 / pre_batch;
+        int items = (int)(CHECK_SHARE * rem / (2 * per_item));
+        if (items < CHECK_MIN) items = CHECK_MIN;
+        if (items > CHECK_MAX) items = CHECK_MAX;
+        /* before and after: a category check, a validation, the replies */
+        const double fixed = 2 * (items * per_item + VAL_BATCHES * row / 3) +
+                             2 * SAMPLES * SAMPLE_TOKENS / 32.0 * row;
+        /* 0.85: a fine-tuning step costs a little more than a pretraining one (the grown
+         * vocabulary, the padding) and the load moves; the time limit is the bound */
+        int steps = (int)((0.85 * rem - fixed) / row);
+        const long cap = ((long)SFT_EPOCHS * count_lines(sft_data) + pre_batch - 1) / pre_batch;
+        if (cap > 0 && steps > cap) steps = (int)cap;
         if (steps < 10) steps = 10;
         double limit = rem - fixed;
-        printf("%d steps fit in the %.0f s left for fine-tuning (about %.0f s of it go to the "
-               "checks before and after)\n",
-               steps, rem > 0 ? rem : 0, fixed);
+        printf("%d steps fit in the %.0f s left for fine-tuning (at most %d passes over the chat "
+               "set; about %.0f s go to the checks before and after, %d held-out answers)\n",
+               steps, rem > 0 ? rem : 0, SFT_EPOCHS, fixed, items);
         av_words(&a, "cllm sft", "--init", run, "--data", sft_data, "--val-data", sft_val, "--out",
                  sft_run, NULL);
+        /* a third of the pretraining rate (cllm sft's default is a tenth, for longer runs):
+         * a fine-tuning of a few minutes learns the template in it */
+        av_opt(&a, "--lr", "%g", pre_lr / 3);
         av_opt(&a, "--batch", "%d", pre_batch);
         av_opt(&a, "--seq", "%d", SFT_SEQ < cfg.n_positions ? SFT_SEQ : cfg.n_positions);
         av_opt(&a, "--steps", "%d", steps);
@@ -784,7 +821,7 @@ int cmd_demo(int argc, char **argv) {
         av_opt(&a, "--samples", "%d", SAMPLES);
         av_opt(&a, "--sample-tokens", "%d", SAMPLE_TOKENS);
         av_add(&a, "--category-check");
-        av_opt(&a, "--category-items", "%d", CHECK_ITEMS);
+        av_opt(&a, "--category-items", "%d", items);
         av_opt(&a, "--category-wrong", "%d", CHECK_WRONG);
         av_opt(&a, "--time-limit", "%.0f", limit > 1 ? limit : 1);
         add_device(&a, &d);
