@@ -910,9 +910,9 @@ static cllm_status section_training(report *r) {
     double med = median_tps(&r->m);
     if (isfinite(secs) && secs > 0 && isfinite(tokens))
         fprintf(md,
-                "Wall time %s: %.0f tokens/s over the whole run (validation, samples and "
-                "checkpoints included), %.0f tokens/s per training step (median).\n\n",
-                DUR(secs), tokens / secs, med);
+                "Wall time %s: %s tokens/s over the whole run (validation, samples and "
+                "checkpoints included), %s tokens/s per training step (median).\n\n",
+                DUR(secs), INT(tokens / secs), INT(med));
 fail:
     free(link);
     return st;
