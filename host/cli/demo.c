@@ -79,8 +79,8 @@ typedef struct {
     bool oom;
 } argvec;
 
-static void av_add(argvec *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void av_add(argvec *a, const char *fmt, ...) {
+/* Append one word, formatted (a->oom records a failed allocation; the stage then fails). */
+static void av_vadd(argvec *a, const char *fmt, va_list ap) {
     if (a->n + 2 > a->cap) {
         int cap = a->cap ? 2 * a->cap : 32;
         char **v = realloc(a->v, (size_t)cap * sizeof *v);
@@ -91,17 +91,21 @@ static void av_add(argvec *a, const char *fmt, ...) {
         a->v = v;
         a->cap = cap;
     }
-    va_list ap;
-    va_start(ap, fmt);
     char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
-    va_end(ap);
-    if (!s) {
+    if (vasprintf(&s, fmt, ap) < 0 || !s) {
         a->oom = true;
         return;
     }
     a->v[a->n++] = s;
     a->v[a->n] = NULL;
+}
+
+static void av_add(argvec *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void av_add(argvec *a, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    av_vadd(a, fmt, ap);
+    va_end(ap);
 }
 
 /* Append an option and its value, the value formatted. */
@@ -111,15 +115,8 @@ static void av_opt(argvec *a, const char *flag, const char *fmt, ...) {
     av_add(a, "%s", flag);
     va_list ap;
     va_start(ap, fmt);
-    char *v = NULL;
-    if (vasprintf(&v, fmt, ap) < 0) v = NULL;
+    av_vadd(a, fmt, ap);
     va_end(ap);
-    if (!v) {
-        a->oom = true;
-        return;
-    }
-    av_add(a, "%s", v);
-    free(v);
 }
 
 /* Append each string argument, up to a NULL, as one word. */
