@@ -1178,10 +1178,13 @@ static cllm_status section_sft(report *r) {
     }
     const cJSON *samples = jget(r->sft_rep, "samples");
     if (cJSON_GetArraySize(samples) > 0) {
+        double pen = jnum(r->sft_rep, "sample_repetition_penalty");
+        char how[64] = "greedy";
+        if (pen > 1) snprintf(how, sizeof how, "greedy with repetition penalty %g", pen);
         fprintf(md,
-                "**Replies before and after** (greedy, to held-out requests; step %s and "
+                "**Replies before and after** (%s, to held-out requests; step %s and "
                 "step %s):\n\n",
-                INT(jnum(r->sft_rep, "step_before")), INT(jnum(r->sft_rep, "step")));
+                how, INT(jnum(r->sft_rep, "step_before")), INT(jnum(r->sft_rep, "step")));
         const cJSON *s;
         int k = 0;
         cJSON_ArrayForEach(s, samples) {

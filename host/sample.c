@@ -137,6 +137,40 @@ static uint32_t argmax(const float *x, int V) {
     return best;
 }
 
+/* The greedy choice: the most likely token after the repetition penalty, as Hugging Face's
+ * greedy search applies its logits processors (the penalty) but not its warpers (temperature,
+ * top-k, top-p, min-p, which cannot change an argmax anyway). Ties: the lowest id. */
+static cllm_status greedy_pick(const cllm_sampler *s, const float *logits, int V,
+                               const uint32_t *history, size_t n_history, cllm_sample_scratch *sc,
+                               uint32_t *token) {
+    if (s->repetition_penalty == 1.0f || !n_history) {
+        *token = argmax(logits, V);
+        return CLLM_OK;
+    }
+    if (sc->cap < (size_t)V) {
+        void *b = realloc(sc->buf, (size_t)V);
+        if (!b) return cllm_fail(CLLM_ERR_NOMEM, "out of memory (sampler scratch)");
+        sc->buf = b;
+        sc->cap = (size_t)V;
+    }
+    unsigned char *seen = sc->buf;
+    memset(seen, 0, (size_t)V);
+    for (size_t k = 0; k < n_history; k++)
+        if (history[k] < (uint32_t)V) seen[history[k]] = 1;
+    uint32_t best = 0;
+    float bv = 0;
+    for (int i = 0; i < V; i++) {
+        float v = logits[i];
+        if (seen[i]) v = v > 0 ? v / s->repetition_penalty : v * s->repetition_penalty;
+        if (i == 0 || v > bv) {
+            bv = v;
+            best = (uint32_t)i;
+        }
+    }
+    *token = best;
+    return CLLM_OK;
+}
+
 /* Fills e[0..*n) with the surviving tokens, v = prob normalised over the survivors: e[0] the
  * most likely, all sorted by probability (descending) when top-k or top-p applies, else in id
  * order after the first. */
@@ -238,8 +272,10 @@ cllm_status cllm_sampler_probs(const cllm_sampler *s, const float *logits, int V
     if (V <= 0) return cllm_fail(CLLM_ERR_USAGE, "sampling needs a vocabulary, got %d logits", V);
     memset(probs, 0, (size_t)V * sizeof *probs);
     if (s->greedy || s->temperature == 0) {
-        probs[argmax(logits, V)] = 1.0f;
-        return CLLM_OK;
+        uint32_t t;
+        cllm_status st = greedy_pick(s, logits, V, history, n_history, sc, &t);
+        if (st == CLLM_OK) probs[t] = 1.0f;
+        return st;
     }
     entry *e;
     int n;
@@ -265,7 +301,8 @@ cllm_status cllm_sample(const cllm_sampler *s, const float *logits, int V, const
     if (V <= 0) return cllm_fail(CLLM_ERR_USAGE, "sampling needs a vocabulary, got %d logits", V);
     uint32_t t;
     if (s->greedy || s->temperature == 0) {
-        t = argmax(logits, V);
+        cllm_status st = greedy_pick(s, logits, V, history, n_history, sc, &t);
+        if (st != CLLM_OK) return st;
     } else {
         entry *e;
         int n;

@@ -101,6 +101,30 @@ static void test_filters(void) {
     s.temperature = 0;
     CHECK_OK(cllm_sample(&s, tie, 4, NULL, 0, &rng, &sc, &tok, NULL));
     CHECK(tok == 1);
+    /* Greedy applies the repetition penalty first, as Hugging Face's greedy search does:
+     * logits {2, 1.8, -1, 0.5} with token 0 seen (twice: penalised once) under 1.3 give
+     * {1.538, 1.8, ...}: token 1; under 1.05 {1.905, 1.8}: still token 0. A seen negative
+     * logit is multiplied: {-1 * 1.3 = -1.3} stays below the unseen 0.5. The log-probability
+     * stays the model's own. */
+    float rep[4] = {2, 1.8f, -1, 0.5f};
+    const uint32_t seen_ids[3] = {0, 2, 0};
+    float probs4[4];
+    for (int g = 0; g < 2; g++) {
+        s = cllm_sampler_default();
+        if (g) s.temperature = 0; else s.greedy = true;
+        s.repetition_penalty = 1.3f;
+        CHECK_OK(cllm_sample(&s, rep, 4, seen_ids, 3, &rng, &sc, &tok, &lp));
+        CHECK(tok == 1);
+        double zr = exp(2.0) + exp(1.8) + exp(-1.0) + exp(0.5);
+        CHECK(test_close(lp, 1.8 - log(zr), 1e-6, 1e-5));
+        CHECK_OK(cllm_sampler_probs(&s, rep, 4, seen_ids, 3, &sc, probs4));
+        CHECK(probs4[1] == 1.0f && probs4[0] == 0.0f);
+        s.repetition_penalty = 1.05f;
+        CHECK_OK(cllm_sample(&s, rep, 4, seen_ids, 3, &rng, &sc, &tok, NULL));
+        CHECK(tok == 0);
+        CHECK_OK(cllm_sample(&s, rep, 4, NULL, 0, &rng, &sc, &tok, NULL));
+        CHECK(tok == 0);
+    }
     /* Bad values are usage errors naming the flag. */
     s = cllm_sampler_default();
     s.temperature = -1;

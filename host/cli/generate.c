@@ -72,7 +72,9 @@ static gen_flags gen_flags_default(int max_tokens) {
         {"seed",    's', CLI_I64,                                                                  \
          &(f).seed, "S", "RNG seed: the same seed gives the same text on the same device"},        \
         {"greedy",    0,    CLI_FLAG,                                                              \
-         &(f).greedy, NULL, "always take the most likely token (the sampling flags are ignored)"}, \
+         &(f).greedy, NULL,                                                                     \
+         "always take the most likely token (after --repetition-penalty, as Hugging Face's "     \
+         "greedy search; the other sampling flags are ignored)"},                                \
         {"stop",   0,                                                                              \
          CLI_STRS, &(f).stops,                                                                     \
          "STR",    "end a sample at STR, cut just before it (\\n \\t \\r \\\\ are decoded)"},      \

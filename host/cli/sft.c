@@ -39,6 +39,7 @@ typedef struct {
     float lora_alpha;
     long long seed;
     int samples, sample_tokens, category_items, category_wrong;
+    float sample_penalty;
     bool resume, strict, category_check, eval_only;
     bool seen_seed, seen_seq, seen_steps, seen_val_fraction, seen_overflow, seen_epochs;
     cli_loop_flags lf;
@@ -134,10 +135,15 @@ static int parse(int argc, char **argv, cllm_train_opts *o, sft_flags *f) {
          .lo = 0, .hi = 9.2e18, .seen = &f->seen_seed},
         CLI_LOOP_OPTS(o, &f->lf, true),
         {"samples", 0, CLI_INT, &f->samples, "N",
-         "replies to the first N validation prompts, before and after (greedy; 0 = none)",
+         "replies to the first N validation prompts, before and after (greedy, with "
+         "--sample-repetition-penalty; 0 = none)",
          .lo = 0, .hi = 1000},
         {"sample-tokens", 0, CLI_INT, &f->sample_tokens, "N", "new tokens per reply", .lo = 1,
          .hi = 1 << 16},
+        {"sample-repetition-penalty", 0, CLI_FLOAT, &f->sample_penalty, "R",
+         "repetition penalty of the greedy replies (1 = off; a small model's plain greedy "
+         "replies loop)",
+         .lo = 1, .hi = 100},
         {"eval-only", 0, CLI_FLAG, &f->eval_only, NULL,
          "no training: the assistant-token loss of --init on --val-data (or --data), replies, "
          "and with --category-check the category check"},
@@ -247,7 +253,8 @@ static cllm_status sample_prompt(const cllm_sft_set *v, int i, const cllm_tokeni
 
 /* The model's greedy reply to validation conversation i's prompt, up to a template token. */
 static cllm_status reply(cllm_gpt *m, const cllm_tokenizer *tok, const cllm_chat_template *t,
-                         const cllm_sft_set *v, int i, int max_tokens, char **text) {
+                         const cllm_sft_set *v, int i, int max_tokens, float penalty,
+                         char **text) {
     size_t start, end;
     last_reply(v, i, &start, &end);
     uint32_t stops[CLLM_ROLE_COUNT + 1];
@@ -257,6 +264,7 @@ static cllm_status reply(cllm_gpt *m, const cllm_tokenizer *tok, const cllm_chat
     cllm_gen_opts o = cllm_gen_opts_default();
     o.max_tokens = max_tokens;
     o.sampler.greedy = true;
+    o.sampler.repetition_penalty = penalty; /* over the prompt and the reply so far */
     o.stop_tokens = stops;
     o.n_stop_tokens = CLLM_ROLE_COUNT + 1;
     o.context_full = CLLM_GEN_CONTEXT_STOP;
@@ -472,7 +480,8 @@ static int eval_only(const cllm_train_opts *o, const sft_flags *f) {
     rows = n_rows ? cllm_calloc((size_t)n_rows, sizeof *rows) : NULL;
     for (int i = 0; rows && i < n_rows; i++) {
         CLLM_TRY(sample_prompt(&eval, i, ms.tok, &rows[i]));
-        CLLM_TRY(reply(m, ms.tok, &ms.t, &eval, i, f->sample_tokens, &rows[i].after));
+        CLLM_TRY(reply(m, ms.tok, &ms.t, &eval, i, f->sample_tokens, f->sample_penalty,
+                           &rows[i].after));
         printf("  [%d]%s%s%s\n", i + 1, rows[i].category ? " (" : "",
                rows[i].category ? rows[i].category : "", rows[i].category ? ")" : "");
         print_flat("prompt", rows[i].prompt);
@@ -514,6 +523,7 @@ int cmd_sft(int argc, char **argv) {
                    .epochs = 3,
                    .samples = 3,
                    .sample_tokens = 64,
+                   .sample_penalty = 1.3f,
                    .lora_alpha = 16,
                    .lora_targets = "all-linear",
                    .lf = {.schedule = "cosine"}};
@@ -716,7 +726,8 @@ int cmd_sft(int argc, char **argv) {
     }
     for (int i = 0; i < n_rows; i++) {
         CLLM_TRY(sample_prompt(&val, i, ms.tok, &rows[i]));
-        CLLM_TRY(reply(m, ms.tok, &ms.t, &val, i, f.sample_tokens, &rows[i].before));
+        CLLM_TRY(reply(m, ms.tok, &ms.t, &val, i, f.sample_tokens, f.sample_penalty,
+                           &rows[i].before));
     }
     cllm_sft_category_opts co = {.max_items = f.category_items,
                                  .n_wrong = f.category_wrong,
@@ -742,11 +753,12 @@ int cmd_sft(int argc, char **argv) {
 
     /* ---- after */
     for (int i = 0; i < n_rows; i++)
-        CLLM_TRY(reply(m, ms.tok, &ms.t, &val, i, f.sample_tokens, &rows[i].after));
+        CLLM_TRY(reply(m, ms.tok, &ms.t, &val, i, f.sample_tokens, f.sample_penalty,
+                           &rows[i].after));
     if (n_rows) {
-        printf("replies to validation prompts (greedy, at most %d tokens), at step %d and at step "
-               "%d:\n",
-               f.sample_tokens, step0, step1);
+        printf("replies to validation prompts (greedy, repetition penalty %g, at most %d tokens), "
+               "at step %d and at step %d:\n",
+               (double)f.sample_penalty, f.sample_tokens, step0, step1);
         for (int i = 0; i < n_rows; i++) {
             printf("  [%d]%s%s%s\n", i + 1, rows[i].category ? " (" : "",
                    rows[i].category ? rows[i].category : "", rows[i].category ? ")" : "");
@@ -770,6 +782,7 @@ int cmd_sft(int argc, char **argv) {
     /* RUN/sft_report.json: what the run measured */
     rep = cJSON_CreateObject();
     cJSON_AddNumberToObject(rep, "step_before", step0);
+    cJSON_AddNumberToObject(rep, "sample_repetition_penalty", f.sample_penalty);
     {
         const cllm_lora_config *lc = cllm_gpt_get_lora(m);
         cllm_gpt_opts go = {.max_batch = o.batch, .max_seq = T, .training = true, .lora = *lc};

@@ -34,7 +34,8 @@ typedef struct {
     float top_p;              /* (0, 1]; 1 = off */
     float min_p;              /* [0, 1); 0 = off: drop tokens below min_p * p(most likely) */
     float repetition_penalty; /* >= 1 ... (CTRL): 1 = off */
-    bool greedy;              /* argmax, ignoring everything else */
+    bool greedy;              /* argmax after the repetition penalty (Hugging Face's greedy
+                                 search); temperature and the filters are ignored */
 } cllm_sampler;
 
 cllm_sampler cllm_sampler_default(void);
