@@ -50,6 +50,7 @@ extern const unsigned long cllm_demo_model_json_len;
  * evaluation stage scores the whole held-out split at the end). */
 #define VAL_BATCHES 3
 #define VAL_POINTS 11
+#define SFT_VAL_POINTS 7 /* validations of the fine-tuning, the first at step 0 */
 /* Samples drawn during pretraining, and their length. */
 #define SAMPLES 3
 #define SAMPLE_TOKENS 48
@@ -813,7 +814,9 @@ int cmd_demo(int argc, char **argv) {
         av_opt(&a, "--batch", "%d", pre_batch);
         av_opt(&a, "--seq", "%d", SFT_SEQ < cfg.n_positions ? SFT_SEQ : cfg.n_positions);
         av_opt(&a, "--steps", "%d", steps);
-        av_opt(&a, "--eval-every", "%d", steps);
+        /* a few validations along the way, so the fine-tuning chart shows a curve, not a line
+         * between two points (each costs VAL_BATCHES forwards: next to nothing) */
+        av_opt(&a, "--eval-every", "%d", (steps + SFT_VAL_POINTS - 2) / (SFT_VAL_POINTS - 1));
         av_opt(&a, "--eval-batches", "%d", VAL_BATCHES);
         av_opt(&a, "--samples", "%d", SAMPLES);
         av_opt(&a, "--sample-tokens", "%d", SAMPLE_TOKENS);
