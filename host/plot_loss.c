@@ -18,20 +18,32 @@ static double x_of(const cllm_metrics_point *p, cllm_loss_x x) {
     return x == CLLM_LOSS_X_TOKENS ? p->tokens : x == CLLM_LOSS_X_TIME ? p->time_s : p->step;
 }
 
-/* Centred moving average over `window` points: window/2 points before, the rest after; near
- * the ends only the points that exist (so the curve neither lags nor hooks at its ends). */
+/* Centred moving average over `window` points: window/2 points before, the rest after. Near
+ * the ends the window shrinks symmetrically (as many points on each side as exist on the
+ * shorter one), so the average stays centred: a one-sided window there would bend a steeply
+ * falling start down to the level of later points. */
 static void smooth_centred(double *out, const double *y, int n, int window) {
     int before = window / 2, after = window - 1 - before;
-    double sum = 0; /* running sum over [lo, hi) */
-    int lo = 0, hi = 0;
-    for (int i = 0; i < n; i++) {
-        int a = i - before < 0 ? 0 : i - before, b = i + after + 1 > n ? n : i + after + 1;
-        while (hi < b)
-            sum += y[hi++];
-        while (lo < a)
-            sum -= y[lo++];
-        out[i] = sum / (b - a);
+    double *pre = malloc(((size_t)n + 1) * sizeof *pre); /* pre[k] = y[0] + ... + y[k-1] */
+    if (!pre) { /* out of memory: draw the raw curve rather than fail the chart */
+        memcpy(out, y, (size_t)n * sizeof *out);
+        return;
     }
+    pre[0] = 0;
+    for (int i = 0; i < n; i++)
+        pre[i + 1] = pre[i] + y[i];
+    for (int i = 0; i < n; i++) {
+        int a = i - before, b = i + after; /* inclusive */
+        if (a < 0 || b > n - 1) {
+            int k = i < n - 1 - i ? i : n - 1 - i; /* points on the shorter side */
+            if (k > before) k = before;
+            if (k > after) k = after;
+            a = i - k;
+            b = i + k;
+        }
+        out[i] = (pre[b + 1] - pre[a]) / (b - a + 1);
+    }
+    free(pre);
 }
 
 /* c mixed with black: the validation curve is a darker shade of its run's colour. */

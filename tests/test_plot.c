@@ -626,6 +626,28 @@ static void test_metrics(const char *dir) {
     CHECK(cllm_metrics_load(&m, dir) == CLLM_ERR_IO); /* a directory without metrics.jsonl */
     CHECK(strstr(cllm_last_error(), "no metrics.jsonl") != NULL);
     cllm_metrics_clear(&m);
+    /* a straight line stays straight under --smooth to its very ends: the window shrinks
+     * symmetrically there (a one-sided window would pull step 1 down to the mean of 1..3) */
+    {
+        FILE *lf = fopen(bp, "w");
+        CHECK(lf != NULL);
+        for (int s = 1; s <= 40; s++)
+            fprintf(lf, "{\"step\": %d, \"loss\": %.2f}\n", s, 10.0 - 0.1 * s);
+        fclose(lf);
+        CHECK_OK(cllm_metrics_load(&m, bp));
+        cllm_loss_plot_opts lo = cllm_loss_plot_opts_default();
+        lo.smooth = 5;
+        CHECK_OK(cllm_loss_plot_draw(&c, &m, 1, &lo, &l));
+        static const int ends[] = {2, 3, 38, 39};
+        for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+            int s = ends[i];
+            int ex = (int)floor(cllm_chart_px(&l, s)), ey = (int)floor(cllm_chart_py(&l, 10.0 - 0.1 * s));
+            CHECK_MSG(cllm_canvas_get(&c, ex, ey) == cllm_palette(0),
+                      "smoothed straight line off its value at step %d", s);
+        }
+        cllm_canvas_free(&c);
+        cllm_metrics_clear(&m);
+    }
     free(bp);
     free(png);
     free(q);

@@ -96,6 +96,9 @@ char *test_tmpdir(const char *name) {
 
 char *test_fixture(const char *name) {
     const char *dir = getenv("CLLM_FIXTURES");
+#ifdef CLLM_FIXTURES_DIR
+    if (!dir || !*dir) dir = CLLM_FIXTURES_DIR; /* run by hand, outside ctest */
+#endif
     if (!dir || !*dir) return NULL;
     return cllm_path_join(dir, name);
 }
