@@ -19,31 +19,40 @@ static double x_of(const cllm_metrics_point *p, cllm_loss_x x) {
 }
 
 /* Centred moving average over `window` points: window/2 points before, the rest after. Near
- * the ends the window shrinks symmetrically (as many points on each side as exist on the
- * shorter one), so the average stays centred: a one-sided window there would bend a steeply
- * falling start down to the level of later points. */
+ * the ends, where the window is cut off, the value at the point of the straight line fitted by
+ * least squares to the points the window still holds: a mean there would bend a steep start
+ * towards the level of later points, and a window shrunk to the points on the shorter side
+ * would end on the last noisy point itself (the local linear fit of LOWESS at a boundary). */
 static void smooth_centred(double *out, const double *y, int n, int window) {
     int before = window / 2, after = window - 1 - before;
-    double *pre = malloc(((size_t)n + 1) * sizeof *pre); /* pre[k] = y[0] + ... + y[k-1] */
-    if (!pre) { /* out of memory: draw the raw curve rather than fail the chart */
+    /* pre0[k] = y[0] + ... + y[k-1], pre1[k] = 0 y[0] + ... + (k-1) y[k-1] */
+    double *pre0 = malloc(((size_t)n + 1) * sizeof *pre0);
+    double *pre1 = malloc(((size_t)n + 1) * sizeof *pre1);
+    if (!pre0 || !pre1) { /* out of memory: draw the raw curve rather than fail the chart */
         memcpy(out, y, (size_t)n * sizeof *out);
+        free(pre0);
+        free(pre1);
         return;
     }
-    pre[0] = 0;
-    for (int i = 0; i < n; i++)
-        pre[i + 1] = pre[i] + y[i];
+    pre0[0] = pre1[0] = 0;
     for (int i = 0; i < n; i++) {
-        int a = i - before, b = i + after; /* inclusive */
-        if (a < 0 || b > n - 1) {
-            int k = i < n - 1 - i ? i : n - 1 - i; /* points on the shorter side */
-            if (k > before) k = before;
-            if (k > after) k = after;
-            a = i - k;
-            b = i + k;
-        }
-        out[i] = (pre[b + 1] - pre[a]) / (b - a + 1);
+        pre0[i + 1] = pre0[i] + y[i];
+        pre1[i + 1] = pre1[i] + (double)i * y[i];
     }
-    free(pre);
+    for (int i = 0; i < n; i++) {
+        int a = i - before < 0 ? 0 : i - before, b = i + after > n - 1 ? n - 1 : i + after;
+        double m = b - a + 1, sy = pre0[b + 1] - pre0[a], mean = sy / m;
+        if ((a == i - before && b == i + after) || m < 2) {
+            out[i] = mean;
+            continue;
+        }
+        /* about the window's centre xm: slope = sum (j - xm) y_j / sum (j - xm)^2 */
+        double xm = 0.5 * (a + b), sxx = m * (m * m - 1) / 12;
+        double slope = (pre1[b + 1] - pre1[a] - xm * sy) / sxx;
+        out[i] = mean + slope * (i - xm);
+    }
+    free(pre0);
+    free(pre1);
 }
 
 /* c mixed with black: the validation curve is a darker shade of its run's colour. */

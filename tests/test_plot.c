@@ -626,8 +626,9 @@ static void test_metrics(const char *dir) {
     CHECK(cllm_metrics_load(&m, dir) == CLLM_ERR_IO); /* a directory without metrics.jsonl */
     CHECK(strstr(cllm_last_error(), "no metrics.jsonl") != NULL);
     cllm_metrics_clear(&m);
-    /* a straight line stays straight under --smooth to its very ends: the window shrinks
-     * symmetrically there (a one-sided window would pull step 1 down to the mean of 1..3) */
+    /* --smooth at the ends: a straight line stays straight to its very ends (a mean over the
+     * cut-off window would pull step 2 towards the mean of 1..4), and a noisy series ends on
+     * the least-squares line through the window's points, not on its last noisy point */
     {
         FILE *lf = fopen(bp, "w");
         CHECK(lf != NULL);
@@ -641,10 +642,50 @@ static void test_metrics(const char *dir) {
         static const int ends[] = {2, 3, 38, 39};
         for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
             int s = ends[i];
-            int ex = (int)floor(cllm_chart_px(&l, s)), ey = (int)floor(cllm_chart_py(&l, 10.0 - 0.1 * s));
+            int ex = (int)floor(cllm_chart_px(&l, s)),
+                ey = (int)floor(cllm_chart_py(&l, 10.0 - 0.1 * s));
             CHECK_MSG(cllm_canvas_get(&c, ex, ey) == cllm_palette(0),
                       "smoothed straight line off its value at step %d", s);
         }
+        cllm_canvas_free(&c);
+        cllm_metrics_clear(&m);
+
+        /* 40 steps of 4 + (-1)^s + s/40: --smooth 10 takes 5 before, 4 after; at step 39 the
+         * window holds steps 34..40 */
+        double ys[41];
+        lf = fopen(bp, "w");
+        CHECK(lf != NULL);
+        for (int s = 1; s <= 40; s++) {
+            ys[s] = 4.0 + (s % 2 ? -1.0 : 1.0) + s / 40.0;
+            fprintf(lf, "{\"step\": %d, \"loss\": %.17g}\n", s, ys[s]);
+        }
+        fclose(lf);
+        CHECK_OK(cllm_metrics_load(&m, bp));
+        lo.smooth = 10;
+        CHECK_OK(cllm_loss_plot_draw(&c, &m, 1, &lo, &l));
+        /* the normal equations of y = p + q s over steps 34..40, evaluated at 39 */
+        double n = 0, sx = 0, sxx = 0, sy = 0, sxy = 0;
+        for (int s = 34; s <= 40; s++) {
+            n++;
+            sx += s;
+            sxx += (double)s * s;
+            sy += ys[s];
+            sxy += s * ys[s];
+        }
+        double slope = (n * sxy - sx * sy) / (n * sxx - sx * sx), p0 = (sy - slope * sx) / n;
+        /* 5.118; the raw point is 3.975, the mean of 34..40 5.068, of 38..40 5.308 */
+        double want = p0 + slope * 39;
+        int ex = (int)floor(cllm_chart_px(&l, 39));
+        int lo_y = 800, hi_y = -1; /* the smoothed line's pixels in that column */
+        for (int y = 0; y < 800; y++)
+            if (cllm_canvas_get(&c, ex, y) == cllm_palette(0)) {
+                if (y < lo_y) lo_y = y;
+                if (y > hi_y) hi_y = y;
+            }
+        double wy = cllm_chart_py(&l, want);
+        CHECK_MSG(hi_y >= 0 && wy >= lo_y - 1 && wy <= hi_y + 2,
+                  "smoothed end at step 39: line at rows %d-%d, the fit %.3f at row %.1f", lo_y,
+                  hi_y, want, wy);
         cllm_canvas_free(&c);
         cllm_metrics_clear(&m);
     }

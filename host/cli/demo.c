@@ -811,9 +811,13 @@ int cmd_demo(int argc, char **argv) {
                steps, rem > 0 ? rem : 0, SFT_EPOCHS, fixed, items);
         av_words(&a, "cllm sft", "--init", run, "--data", sft_data, "--val-data", sft_val, "--out",
                  sft_run, NULL);
-        /* a third of the pretraining rate (cllm sft's default is a tenth, for longer runs):
-         * a fine-tuning of a few minutes learns the template in it */
-        av_opt(&a, "--lr", "%g", pre_lr / 3);
+        /* a tenth of the pretraining rate, as cllm sft's default (written out so that the
+         * printed command says it). Measured on the default demo's 2,532 steps: a third gave
+         * the same category check (91.2% against 91.0%) and a validation loss 0.19 higher
+         * (the held-out answers are fortunes the model saw in pretraining, and a higher rate
+         * forgets them faster); a third only wins where a loaded machine trains few steps
+         * (1,000 steps: 89.8% against 85.9%, validation 0.21 higher) */
+        av_opt(&a, "--lr", "%g", pre_lr / 10);
         av_opt(&a, "--batch", "%d", pre_batch);
         av_opt(&a, "--seq", "%d", SFT_SEQ < cfg.n_positions ? SFT_SEQ : cfg.n_positions);
         av_opt(&a, "--steps", "%d", steps);

@@ -78,8 +78,9 @@ typedef struct {
     int width, height; /* pixels (0: 1200 x 800) */
     int smooth;        /* > 1: the training loss is drawn faint, and over it its centred moving
                           average over `smooth` points (smooth/2 before each point, the rest
-                          after; near the ends only the points that exist, so the curve
-                          neither lags behind the raw one nor hooks at its ends) */
+                          after; near the ends, where the window is cut off, the value of
+                          the least-squares line through the points it still holds, so the
+                          curve neither lags behind the raw one nor hooks at its ends) */
     bool log_y;
     cllm_loss_x x;
     const char *title; /* NULL: "loss: NAME" for one run, "loss" for several */
