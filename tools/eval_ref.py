@@ -29,24 +29,11 @@ import torch
 import torch.nn.functional as F
 
 import gpt2_ref
+from gpt2_bytes import bytes_to_unicode
 
 EOT = "<|endoftext|>"
 
 # --------------------------------------------------------------------------- tokenizer
-
-
-def bytes_to_unicode():
-    """GPT-2's byte -> printable character map."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + \
-        list(range(ord("\u00ae"), ord("\u00ff") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
 
 
 PRETOKEN = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
