@@ -10,7 +10,7 @@
 
 static const char *const RULE_NAMES[CLLM_DOC_N_RULES] = {"kept",      "empty",     "too_short",
                                                          "too_long",  "low_alpha", "repeated_lines",
-                                                         "long_word", "exact_dup", "near_dup"};
+                                                         "long_word", "held_out", "exact_dup", "near_dup"};
 
 const char *cllm_doc_rule_name(cllm_doc_rule r) {
     return (unsigned)r < CLLM_DOC_N_RULES ? RULE_NAMES[r] : "unknown";

@@ -373,7 +373,7 @@ static uint64_t band_key(const cllm_dedup *d, const uint32_t *sig, int band) {
     return k ? k : 1;
 }
 
-static band_slot *band_find(cllm_dedup *d, uint64_t key) {
+static band_slot *band_find(const cllm_dedup *d, uint64_t key) {
     uint64_t k = key & (d->table_cap - 1);
     while (d->table[k].key && d->table[k].key != key)
         k = (k + 1) & (d->table_cap - 1);
@@ -407,6 +407,57 @@ static cllm_status band_insert(cllm_dedup *d, uint64_t key, uint64_t doc) {
     return CLLM_OK;
 }
 
+/* The near-duplicate test: keys[b] = the signature's band keys. Candidates are kept documents
+ * sharing a band; the first that the full signature confirms (in band order, newest first) is
+ * the one reported. */
+static bool near_find(const cllm_dedup *d, const uint64_t *keys, const cllm_doc_sig *sig,
+                      uint64_t *dup_of, double *similarity) {
+    if (!d->table_cap) return false;
+    const int P = d->o.num_perm;
+    for (int b = 0; b < d->bands; b++) {
+        const band_slot *s = band_find(d, keys[b]);
+        for (uint64_t n = s->key ? s->head : 0; n; n = d->nodes[n - 1].next) {
+            uint64_t doc = d->nodes[n - 1].doc;
+            const uint32_t *other = d->sigs + doc * (uint64_t)P;
+            int same = 0;
+            for (int i = 0; i < P; i++)
+                same += other[i] == sig->minhash[i];
+            double j = (double)same / P;
+            if (j >= d->o.near_threshold) {
+                *dup_of = d->ids[doc];
+                *similarity = j;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* The band keys of a signature; the index is far larger than the caches and each band lands
+ * somewhere else in it: ask for all the bands' slots at once so the memory accesses overlap. */
+static void band_keys(const cllm_dedup *d, const cllm_doc_sig *sig, uint64_t *keys) {
+    for (int b = 0; b < d->bands; b++) {
+        keys[b] = band_key(d, sig->minhash, b);
+        if (d->table_cap) __builtin_prefetch(&d->table[keys[b] & (d->table_cap - 1)]);
+    }
+}
+
+void cllm_dedup_find(const cllm_dedup *d, const cllm_doc_sig *sig, cllm_doc_rule *verdict,
+                     uint64_t *dup_of, double *similarity) {
+    *verdict = CLLM_DOC_KEPT;
+    *dup_of = 0;
+    *similarity = 0;
+    if (d->o.exact && exact_find(d, sig, dup_of)) {
+        *verdict = CLLM_DOC_EXACT_DUP;
+        *similarity = 1;
+        return;
+    }
+    if (!(d->o.near_threshold > 0 && sig->n_shingles > 0 && sig->minhash)) return;
+    uint64_t keys[1024];
+    band_keys(d, sig, keys);
+    if (near_find(d, keys, sig, dup_of, similarity)) *verdict = CLLM_DOC_NEAR_DUP;
+}
+
 cllm_status cllm_dedup_add(cllm_dedup *d, const cllm_doc_sig *sig, uint64_t id,
                            cllm_doc_rule *verdict, uint64_t *dup_of, double *similarity) {
     *verdict = CLLM_DOC_KEPT;
@@ -427,30 +478,10 @@ cllm_status cllm_dedup_add(cllm_dedup *d, const cllm_doc_sig *sig, uint64_t id,
         if (st != CLLM_OK) return st;
         memset(d->table, 0, d->table_cap * sizeof *d->table);
     }
-    /* The index is far larger than the caches and each band lands somewhere else in it:
-     * ask for all the bands' slots at once so the memory accesses overlap. */
-    for (int b = 0; b < d->bands; b++) {
-        keys[b] = band_key(d, sig->minhash, b);
-        __builtin_prefetch(&d->table[keys[b] & (d->table_cap - 1)]);
-    }
-    /* Candidates: kept documents sharing a band; the first that the full signature
-     * confirms (in band order, newest first) is the one reported. */
-    for (int b = 0; b < d->bands; b++) {
-        band_slot *s = band_find(d, keys[b]);
-        for (uint64_t n = s->key ? s->head : 0; n; n = d->nodes[n - 1].next) {
-            uint64_t doc = d->nodes[n - 1].doc;
-            const uint32_t *other = d->sigs + doc * (uint64_t)P;
-            int same = 0;
-            for (int i = 0; i < P; i++)
-                same += other[i] == sig->minhash[i];
-            double j = (double)same / P;
-            if (j >= d->o.near_threshold) {
-                *verdict = CLLM_DOC_NEAR_DUP;
-                *dup_of = d->ids[doc];
-                *similarity = j;
-                return CLLM_OK;
-            }
-        }
+    band_keys(d, sig, keys);
+    if (near_find(d, keys, sig, dup_of, similarity)) {
+        *verdict = CLLM_DOC_NEAR_DUP;
+        return CLLM_OK;
     }
     /* Not a duplicate: remember it. */
     if (d->o.exact && (st = exact_insert(d, sig, id)) != CLLM_OK) return st;

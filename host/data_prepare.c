@@ -138,6 +138,12 @@ typedef struct {
     cllm_reader *reader;
     cllm_tokenizer *tok;
     cllm_dedup *dedup;
+    /* held-out texts (o->held_out): their own index, with the same permutations as dedup so
+     * that a document's signature can be looked up in it; record k came from
+     * o->held_out[excl_file[k]], line excl_line[k] */
+    cllm_dedup *excl;
+    int *excl_file;
+    uint64_t *excl_line;
     FILE *tokens; /* work/tokens.u32 */
     uint64_t n_tokens;
     FILE *removed; /* work/removed.jsonl */
@@ -220,6 +226,14 @@ static cllm_status log_removed(prep *p, const item *it) {
         if (it->rule == CLLM_DOC_NEAR_DUP) cJSON_AddNumberToObject(j, "jaccard", it->sim);
         break;
     }
+    case CLLM_DOC_HELD_OUT: {
+        char *by = cllm_strdup_printf("%s:%llu", p->o->held_out[p->excl_file[it->dup_of]],
+                                      (unsigned long long)p->excl_line[it->dup_of]);
+        cJSON_AddStringToObject(j, "held_out_in", by ? by : "");
+        free(by);
+        cJSON_AddNumberToObject(j, "jaccard", it->sim);
+        break;
+    }
     default:
         break;
     }
@@ -268,6 +282,11 @@ static cllm_status finish_chunk(prep *p, item *items, size_t n) {
         s->changed_utf8 += (it->cur.changes & CLLM_CHANGED_UTF8) != 0;
         s->changed_clean += (it->cur.changes & CLLM_CHANGED_CLEAN) != 0;
         s->changed_nfc += (it->cur.changes & CLLM_CHANGED_NFC) != 0;
+        if (it->rule == CLLM_DOC_KEPT && p->excl) {
+            cllm_doc_rule v;
+            cllm_dedup_find(p->excl, &it->sig, &v, &it->dup_of, &it->sim);
+            if (v != CLLM_DOC_KEPT) it->rule = CLLM_DOC_HELD_OUT;
+        }
         if (it->rule == CLLM_DOC_KEPT) {
             st = cllm_dedup_add(p->dedup, &it->sig, it->id, &it->rule, &it->dup_of, &it->sim);
             if (st != CLLM_OK) return st;
@@ -612,6 +631,10 @@ char *cllm_prepare_stats_json(const cllm_prepare_opts *o, const cllm_prepare_sta
     cJSON_AddNumberToObject(op, "minhash_perms", o->dedup.num_perm);
     cJSON_AddNumberToObject(op, "lsh_bands", s->lsh_bands);
     cJSON_AddNumberToObject(op, "lsh_rows", s->lsh_rows);
+    cJSON *ex = cJSON_AddArrayToObject(op, "held_out");
+    for (int i = 0; i < o->n_held_out; i++)
+        cJSON_AddItemToArray(ex, cJSON_CreateString(o->held_out[i]));
+    add_u64(op, "held_out_texts", s->held_out_texts);
     cJSON_AddNumberToObject(op, "val_fraction", o->val_fraction);
     add_u64(op, "seed", o->seed);
     add_u64(op, "shard_tokens", o->shard_tokens);
@@ -732,6 +755,109 @@ static cllm_status check_opts(const cllm_prepare_opts *o) {
     return CLLM_OK;
 }
 
+/* ---- held-out texts to keep out (decontamination) ---- */
+
+/* Remember one held-out text (cleaned like a document) in p->excl as record k. */
+static cllm_status held_out_add(prep *p, const char *text, int file, uint64_t line, uint32_t *mh) {
+    cllm_curated c;
+    cllm_status st = cllm_curate(&p->o->curate, text, strlen(text), &c);
+    if (st != CLLM_OK) return st;
+    if (c.len == 0) {
+        free(c.text);
+        return CLLM_OK;
+    }
+    uint64_t k = p->s->held_out_texts;
+    int *nf = realloc(p->excl_file, (k + 1) * sizeof *nf);
+    if (nf) p->excl_file = nf;
+    uint64_t *nl = nf ? realloc(p->excl_line, (k + 1) * sizeof *nl) : NULL;
+    if (nl) p->excl_line = nl;
+    if (!nf || !nl) {
+        free(c.text);
+        return cllm_fail(CLLM_ERR_NOMEM, "out of memory (%llu held-out texts)",
+                         (unsigned long long)k + 1);
+    }
+    p->excl_file[k] = file;
+    p->excl_line[k] = line;
+    cllm_doc_sig sig = {.minhash = mh};
+    cllm_dedup_signature(p->excl, c.text, c.len, &sig);
+    free(c.text);
+    cllm_doc_rule v;
+    uint64_t of;
+    double sim;
+    st = cllm_dedup_add(p->excl, &sig, k, &v, &of, &sim);
+    if (st == CLLM_OK) p->s->held_out_texts++;
+    return st;
+}
+
+/* Read o->held_out: JSONL records; their "text", "response" and assistant "messages"
+ * contents are the texts to keep out. One clear line for a file that is not that. */
+static cllm_status load_held_out(prep *p, const cllm_dedup_opts *dopt) {
+    const cllm_prepare_opts *o = p->o;
+    cllm_status st = cllm_dedup_init(&p->excl, dopt);
+    if (st != CLLM_OK) return st;
+    uint32_t *mh = malloc((size_t)(dopt->num_perm > 0 ? dopt->num_perm : 1) * sizeof *mh);
+    if (!mh) return cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+    for (int f = 0; f < o->n_held_out && st == CLLM_OK; f++) {
+        const char *path = o->held_out[f];
+        char *data = NULL;
+        size_t len = 0;
+        if ((st = cllm_read_file(path, &data, &len)) != CLLM_OK) break;
+        uint64_t line = 0, texts = p->s->held_out_texts;
+        for (char *q = data, *end = data + len; q < end && st == CLLM_OK;) {
+            char *nl = memchr(q, '\n', (size_t)(end - q));
+            char *e = nl ? nl : end;
+            line++;
+            const char *b = q;
+            while (b < e && (*b == ' ' || *b == '\t' || *b == '\r'))
+                b++;
+            q = nl ? nl + 1 : end;
+            if (b == e) continue;
+            cJSON *j = cJSON_ParseWithLength(b, (size_t)(e - b));
+            if (!cJSON_IsObject(j)) {
+                cJSON_Delete(j);
+                st = cllm_fail(CLLM_ERR_FORMAT,
+                               "%s:%llu: --held-out expects JSONL, one object per line with "
+                               "\"text\", \"response\" or \"messages\"",
+                               path, (unsigned long long)line);
+                break;
+            }
+            int found = 0;
+            static const char *const keys[] = {"text", "response"};
+            for (size_t k = 0; k < 2 && st == CLLM_OK; k++) {
+                const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+                if (cJSON_IsString(t)) {
+                    found++;
+                    st = held_out_add(p, t->valuestring, f, line, mh);
+                }
+            }
+            const cJSON *m, *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+            if (!cJSON_IsArray(msgs)) msgs = NULL;
+            cJSON_ArrayForEach(m, msgs) {
+                const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
+                const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+                if (st != CLLM_OK || !cJSON_IsString(r) || strcmp(r->valuestring, "assistant") ||
+                    !cJSON_IsString(c))
+                    continue;
+                found++;
+                st = held_out_add(p, c->valuestring, f, line, mh);
+            }
+            cJSON_Delete(j);
+            if (st == CLLM_OK && !found)
+                st = cllm_fail(CLLM_ERR_FORMAT,
+                               "%s:%llu: no \"text\", \"response\" or assistant \"messages\" "
+                               "content",
+                               path, (unsigned long long)line);
+        }
+        free(data);
+        if (st == CLLM_OK && p->s->held_out_texts == texts)
+            st = cllm_fail(CLLM_ERR_FORMAT, "%s: no held-out texts in it (--held-out expects JSONL "
+                                            "records with \"text\", \"response\" or \"messages\")",
+                           path);
+    }
+    free(mh);
+    return st;
+}
+
 cllm_status cllm_data_prepare(const cllm_prepare_opts *o, cllm_prepare_stats *s) {
     memset(s, 0, sizeof *s);
     cllm_status st = check_opts(o);
@@ -755,6 +881,7 @@ cllm_status cllm_data_prepare(const cllm_prepare_opts *o, cllm_prepare_stats *s)
     }
     CLLM_TRY(cllm_dedup_init(&p.dedup, &dopt));
     cllm_dedup_bands(p.dedup, &s->lsh_bands, &s->lsh_rows);
+    if (o->n_held_out > 0) CLLM_TRY(load_held_out(&p, &dopt));
     CLLM_TRY(cllm_reader_init(&p.reader, o->inputs, o->n_inputs, &o->read));
     CLLM_TRY(cllm_mkdirs(o->out_dir));
     p.work = cllm_strdup_printf("%s/.prepare.%ld", o->out_dir, (long)getpid());
@@ -832,6 +959,9 @@ fail:
     free(p.kept);
     cllm_reader_free(p.reader);
     cllm_dedup_free(p.dedup);
+    cllm_dedup_free(p.excl);
+    free(p.excl_file);
+    free(p.excl_line);
     cllm_tokenizer_free(p.tok);
     return st;
 }

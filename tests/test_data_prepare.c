@@ -12,6 +12,7 @@
 #include "cllm/util.h"
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,28 @@ static void sb_json_doc(sbuf *b, const char *text) {
         sb_add(b, e);
     }
     sb_add(b, "\"}\n");
+}
+
+/* One JSONL record: {"messages": [system, user, assistant]} or {key: text}. */
+static void sb_record(sbuf *b, const char *key, const char *text, const char *user) {
+    cJSON *j = cJSON_CreateObject();
+    if (!strcmp(key, "messages")) {
+        cJSON *m = cJSON_AddArrayToObject(j, "messages");
+        const char *roles[] = {"system", "user", "assistant"}, *texts[] = {user, user, text};
+        for (int i = 0; i < 3; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "role", roles[i]);
+            cJSON_AddStringToObject(e, "content", texts[i]);
+            cJSON_AddItemToArray(m, e);
+        }
+    } else {
+        cJSON_AddStringToObject(j, key, text);
+    }
+    char *line = cJSON_PrintUnformatted(j);
+    sb_add(b, line);
+    sb_add(b, "\n");
+    free(line);
+    cJSON_Delete(j);
 }
 
 typedef struct {
@@ -401,6 +424,83 @@ int main(void) {
     bool val_x[MAXDOCS];
     check_splits(out_x, &c2, tok, val_x, &shards);
     CHECK_MSG(memcmp(val1, val_x, (size_t)c.kept.n) == 0, "adding documents moved others");
+
+    /* --held-out: documents that repeat a held-out text are removed (decontamination). The
+     * held-out file: doc 5 as a chat reply (with CRLF line ends: cleaned like a document),
+     * whose system and user turns are doc 10 (not replies: doc 10 stays), a near copy of
+     * doc 0 as "response" (so doc 0 goes, and so does b.jsonl's identical near copy of it,
+     * which would have been a near duplicate of doc 0), doc 70 as "text", a blank line, and a
+     * text the corpus does not hold. */
+    {
+        sbuf h = {0};
+        char *m5 = messy_copy(c.kept.text[5]), *n0 = near_copy(c.kept.text[0]);
+        sb_record(&h, "messages", m5, c.kept.text[10]);
+        sb_record(&h, "response", n0, NULL);
+        sb_add(&h, "\n");
+        sb_record(&h, "text", c.kept.text[70], NULL);
+        sb_record(&h, "text", "a text that is nowhere in the corpus at all", NULL);
+        char *hp = cllm_path_join(root, "held.jsonl"), *out_h = cllm_path_join(root, "out_held");
+        CHECK_OK(cllm_write_file_atomic(hp, h.buf, h.len));
+        const char *held[] = {hp};
+        o = base_opts(inputs, 1, out_h, tokp);
+        o.held_out = held;
+        o.n_held_out = 1;
+        CHECK_OK(cllm_data_prepare(&o, &s));
+        CHECK_MSG(s.held_out_texts == 4, "%llu held-out texts", (unsigned long long)s.held_out_texts);
+        CHECK_MSG(s.removed[CLLM_DOC_HELD_OUT] == 4, "%llu held_out",
+                  (unsigned long long)s.removed[CLLM_DOC_HELD_OUT]);
+        CHECK(s.removed[CLLM_DOC_NEAR_DUP] == c.removed[CLLM_DOC_NEAR_DUP] - 1);
+        CHECK(s.removed[CLLM_DOC_EXACT_DUP] == c.removed[CLLM_DOC_EXACT_DUP]);
+        corpus c3 = c;
+        c3.kept.n = 0;
+        for (int i = 0; i < c.kept.n; i++)
+            if (i != 0 && i != 5 && i != 70) c3.kept.text[c3.kept.n++] = c.kept.text[i];
+        bool val_h[MAXDOCS];
+        check_splits(out_h, &c3, tok, val_h, &shards);
+        char *rh = cllm_path_join(out_h, "removed.jsonl"), *sh = cllm_path_join(out_h, "stats.json");
+        CHECK_OK(cllm_read_file(rh, &text, &len));
+        int held_lines = 0;
+        for (const char *q = text; q && (q = strstr(q, "\"rule\":\"held_out\"")); q++)
+            held_lines++;
+        CHECK(held_lines == 4);
+        CHECK(text && strstr(text, "held.jsonl:1\"") && strstr(text, "held.jsonl:2\"") &&
+              strstr(text, "held.jsonl:4\""));
+        free(text);
+        CHECK_OK(cllm_read_file(sh, &text, &len));
+        CHECK(text && strstr(text, "\"held_out\":\t{") && strstr(text, "\"held_out_texts\":\t4"));
+        free(text);
+
+        /* bad held-out files: one line each, naming the file and line; nothing written */
+        static const struct {
+            const char *text, *want;
+        } bad[] = {
+            {"{\"text\": \"fine\"}\nnot json\n", "held.jsonl:2: --held-out expects JSONL"},
+            {"{\"context\": \"a\", \"choices\": [\"b\"]}\n", "held.jsonl:1: no \"text\""},
+            {"\n\n", "no held-out texts in it"},
+        };
+        char *out_b = cllm_path_join(root, "out_held_bad");
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            CHECK_OK(cllm_write_file_atomic(hp, bad[i].text, strlen(bad[i].text)));
+            o = base_opts(inputs, 1, out_b, tokp);
+            o.held_out = held;
+            o.n_held_out = 1;
+            CHECK(cllm_data_prepare(&o, &s) == CLLM_ERR_FORMAT);
+            CHECK_MSG(strstr(cllm_last_error(), bad[i].want), "case %zu: %s", i, cllm_last_error());
+            CHECK(!cllm_is_dir(out_b));
+        }
+        const char *missing[] = {"/nonexistent/held.jsonl"};
+        o.held_out = missing;
+        CHECK(cllm_data_prepare(&o, &s) == CLLM_ERR_IO);
+        CHECK(!cllm_is_dir(out_b));
+        free(out_b);
+        free(rh);
+        free(sh);
+        free(hp);
+        free(out_h);
+        free(m5);
+        free(n0);
+        free(h.buf);
+    }
 
     /* Tiny and huge val fractions still leave one document on each side. */
     char *out_t = cllm_path_join(root, "out_tiny");

@@ -36,6 +36,9 @@ static void print_summary(const cllm_prepare_opts *o, const cllm_prepare_stats *
     printf("changed  %llu cleaned up, %llu NFC-normalized, %llu with invalid UTF-8 repaired\n",
            (unsigned long long)s->changed_clean, (unsigned long long)s->changed_nfc,
            (unsigned long long)s->changed_utf8);
+    if (o->n_held_out)
+        printf("held out %llu texts from %d file(s): documents that repeat one are removed\n",
+               (unsigned long long)s->held_out_texts, o->n_held_out);
     printf("removed  %-16s %10s %12s\n", "rule", "documents", "bytes");
     uint64_t rd = 0, rb = 0;
     for (int r = 1; r < CLLM_DOC_N_RULES; r++) {
@@ -75,7 +78,7 @@ int cmd_data_prepare(int argc, char **argv) {
     int shingle = o.dedup.shingle_words, perms = o.dedup.num_perm, threads = 0;
     bool strict = false, no_clean = false, no_nfc = false, no_exact = false, force = false;
     bool no_log = false, quiet = false;
-    cli_strlist include = {0}, exclude = {0}, pos = {0};
+    cli_strlist include = {0}, exclude = {0}, held = {0}, pos = {0};
     const cli_opt opts[] = {
         {"out", 'o', CLI_STR, &out, "DIR", "output directory (created if missing)",
          .required = true},
@@ -111,6 +114,10 @@ int cmd_data_prepare(int argc, char **argv) {
         {"max-word-chars", 0, CLI_I64, &max_word, "N",
          "remove documents with a word (run of non-space characters) longer than N (0: off)",
          .lo = 0, .hi = 1e15},
+        {"held-out", 0, CLI_STRS, &held, "FILE.jsonl",
+         "decontamination: remove documents that repeat a held-out text of FILE (exactly, or as "
+         "near duplicates at --near-dup-threshold): the \"text\", \"response\" or assistant "
+         "\"messages\" of each record, e.g. a chat set's validation split"},
         {"no-exact-dedup", 0, CLI_FLAG, &no_exact, NULL, "keep exact duplicates"},
         {"near-dup-threshold", 0, CLI_DOUBLE, &near, "J",
          "remove documents whose estimated Jaccard similarity (word shingles, MinHash) with an "
@@ -145,7 +152,8 @@ int cmd_data_prepare(int argc, char **argv) {
         "     backspace overstrike resolved; trailing spaces and extra blank lines dropped;\n"
         "     Unicode NFC\n"
         "  2. rules, in this order: empty, too_short, too_long, low_alpha, repeated_lines,\n"
-        "     long_word (thresholds below)\n"
+        "     long_word (thresholds below), then held_out (--held-out: the document repeats a\n"
+        "     held-out text, exactly or as a near duplicate)\n"
         "  3. exact duplicates (same text after clean-up), then near duplicates (MinHash over\n"
         "     word shingles, LSH banding, confirmed on the full signature): the first one in\n"
         "     input order is kept\n"
@@ -171,6 +179,7 @@ int cmd_data_prepare(int argc, char **argv) {
     if (rc >= 0) {
         cli_strlist_free(&include);
         cli_strlist_free(&exclude);
+        cli_strlist_free(&held);
         cli_strlist_free(&pos);
         return rc;
     }
@@ -186,6 +195,8 @@ int cmd_data_prepare(int argc, char **argv) {
     o.read.n_include = include.n;
     o.read.exclude = exclude.items;
     o.read.n_exclude = exclude.n;
+    o.held_out = held.items;
+    o.n_held_out = held.n;
     o.curate.clean = !no_clean;
     o.curate.nfc = !no_nfc;
     o.curate.min_chars = (uint64_t)min_chars;
@@ -209,6 +220,7 @@ int cmd_data_prepare(int argc, char **argv) {
     if (st == CLLM_OK && !quiet) print_summary(&o, &s);
     cli_strlist_free(&include);
     cli_strlist_free(&exclude);
+    cli_strlist_free(&held);
     cli_strlist_free(&pos);
     return cli_report(st);
 }

@@ -512,26 +512,22 @@ static const char SUMMARY[] =
     "'fortunes' package (15,000 quotes in 43 categories, 2.5 MB), and end with a report:\n"
     "  1. a cloze multiple-choice benchmark from 500 fortunes, held out of training: the\n"
     "     start of a fortune and four next words, one its own (cllm data make-mc --rest)\n"
-    "  2. a byte-level BPE tokenizer trained on the rest, its vocabulary the model's\n"
+    "  2. a chat set: each fortune the answer to a request for a fortune of its category,\n"
+    "     5% held out (cllm data make-sft)\n"
+    "  3. a byte-level BPE tokenizer trained on the rest, its vocabulary the model's\n"
     "     (cllm tokenizer train)\n"
-    "  3. cleaned, deduplicated token shards with a validation split (cllm data prepare)\n"
-    "  4. pretraining gpt-nano (models/gpt-nano.json, built in: 1.35 M parameters) for most\n"
+    "  4. cleaned, deduplicated token shards with a validation split, without the chat\n"
+    "     set's held-out answers (cllm data prepare --held-out)\n"
+    "  5. pretraining gpt-nano (models/gpt-nano.json, built in: 1.35 M parameters) for most\n"
     "     of the time budget: the first steps are timed, then the run is sized to end, its\n"
-    "     learning rate decayed, by " STR(
-        PRETRAIN_END_PCT) "% of the budget (cllm train, "
-                          "--time-limit as a bound)\n"
-                          "  5. evaluation: perplexity of the held-out split and the "
-                          "multiple-choice benchmark\n"
-                          "     against chance (cllm eval --json > pretrain/eval.json)\n"
-                          "  6. a chat set: each fortune the answer to a request for a fortune of "
-                          "its category\n"
-                          "     (cllm data make-sft)\n"
-                          "  7. fine-tuning to the chat template, sized to end by " STR(
-                              SFT_END_PCT) "% of the budget, "
-                                           "with replies\n"
-                                           "     before and after and the category check (cllm sft "
-                                           "--category-check)\n"
-                                           "  8. the report: the loss curves, the numbers, "
+    "     learning rate decayed, by " STR(PRETRAIN_END_PCT) "% of the budget (cllm train,\n"
+    "     --time-limit as a bound)\n"
+    "  6. evaluation: perplexity of the held-out split and the multiple-choice benchmark\n"
+    "     against chance (cllm eval --json > pretrain/eval.json)\n"
+    "  7. fine-tuning to the chat template, sized to end by " STR(SFT_END_PCT) "% of the\n"
+    "     budget, with replies before and after and the category check (cllm sft\n"
+    "     --category-check)\n"
+    "  8. the report: the loss curves, the numbers, "
                                            "samples, attention maps (cllm report)\n"
                                            "Each stage is the cllm command of the same name, run "
                                            "in this process and printed first\n"
@@ -678,7 +674,19 @@ int cmd_demo(int argc, char **argv) {
     av_words(&a, "--continuation-words", "1", "--out", mc, "--rest", rest, NULL);
     if ((rc = stage(&d, "benchmark", cmd_data, &a, NULL)) >= 0) goto done;
 
-    /* 2. the tokenizer, its vocabulary the model's */
+    /* 2. the chat set, made now so that its held-out answers stay out of pretraining */
+    stage_banner(
+        &d, "a chat set from the fortune categories",
+        "Each fortune becomes the answer to a request for a fortune of its file's "
+        "category (\"Tell me a fortune about computers.\"); 5% of each category held out, "
+        "and kept out of pretraining too.");
+    av_words(&a, "cllm data", "make-sft", "--input", corpus_abs, "--doc-separator", "%", NULL);
+    av_opt(&a, "--max-chars", "%d", SFT_MAX_CHARS);
+    av_opt(&a, "--val-fraction", "%g", SFT_VAL_FRACTION);
+    av_words(&a, "--out", sft_data, "--val-out", sft_val, NULL);
+    if ((rc = stage(&d, "chat set", cmd_data, &a, NULL)) >= 0) goto done;
+
+    /* 3. the tokenizer, its vocabulary the model's */
     stage_banner(&d, "a tokenizer",
                  "Byte-level BPE (GPT-2's kind) learnt from the training text, with as many "
                  "tokens as the model's vocabulary.");
@@ -687,15 +695,15 @@ int cmd_demo(int argc, char **argv) {
     av_words(&a, "-o", tok, NULL);
     if ((rc = stage(&d, "tokenizer", cmd_tokenizer, &a, NULL)) >= 0) goto done;
 
-    /* 3. the token shards */
+    /* 4. the token shards, without the chat set's held-out answers */
     stage_banner(&d, "token shards",
-                 "Cleaned, deduplicated, split into training and validation (1% of the "
-                 "fortunes, never trained on), tokenized.");
+                 "Cleaned, deduplicated, without the chat set's held-out answers, split into "
+                 "training and validation (1% of the fortunes, never trained on), tokenized.");
     av_words(&a, "cllm data", "prepare", rest, "--doc-separator", "%", "--tokenizer", tok,
-             "--val-fraction", "0.01", "--out", shards, NULL);
+             "--val-fraction", "0.01", "--held-out", sft_val, "--out", shards, NULL);
     if ((rc = stage(&d, "data", cmd_data, &a, NULL)) >= 0) goto done;
 
-    /* 4. pretraining: time the first steps, then size the run to end by PRETRAIN_END */
+    /* 5. pretraining: time the first steps, then size the run to end by PRETRAIN_END */
     {
         cllm_train_opts to = cllm_train_opts_default();
         if (model) {
@@ -759,7 +767,7 @@ int cmd_demo(int argc, char **argv) {
         if ((rc = stage(&d, "pretraining", cmd_train, &a, NULL)) >= 0) goto done;
     }
 
-    /* 5. evaluation */
+    /* 6. evaluation */
     stage_banner(&d, "evaluation",
                  "Perplexity of the held-out fortunes, and the multiple-choice benchmark: "
                  "does the model pick the real continuation more often than chance?");
@@ -770,17 +778,6 @@ int cmd_demo(int argc, char **argv) {
     if ((rc = stage(&d, "evaluation", cmd_eval, &a, eval_json)) >= 0) goto done;
     ev = read_json(eval_json);
     print_eval(ev, run);
-
-    /* 6. the chat set */
-    stage_banner(
-        &d, "a chat set from the fortune categories",
-        "Each fortune becomes the answer to a request for a fortune of its file's "
-        "category (\"Tell me a fortune about computers.\"); 5% of each category held out.");
-    av_words(&a, "cllm data", "make-sft", "--input", corpus_abs, "--doc-separator", "%", NULL);
-    av_opt(&a, "--max-chars", "%d", SFT_MAX_CHARS);
-    av_opt(&a, "--val-fraction", "%g", SFT_VAL_FRACTION);
-    av_words(&a, "--out", sft_data, "--val-out", sft_val, NULL);
-    if ((rc = stage(&d, "chat set", cmd_data, &a, NULL)) >= 0) goto done;
 
     /* 7. fine-tuning, sized like pretraining from its last steps' time */
     {

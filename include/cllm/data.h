@@ -195,6 +195,8 @@ typedef enum {
     CLLM_DOC_REPEATED_LINES, /* > max_repeated_lines of the non-blank lines repeat an
                                 earlier line */
     CLLM_DOC_LONG_WORD,      /* a word (run of non-space characters) > max_word_chars */
+    CLLM_DOC_HELD_OUT,       /* the same text as, or a near-duplicate of, a held-out text
+                                (cllm_prepare_opts.held_out: a benchmark's, a chat set's) */
     CLLM_DOC_EXACT_DUP,      /* same text (after clean-up) as an earlier kept document */
     CLLM_DOC_NEAR_DUP,       /* MinHash Jaccard >= threshold with an earlier kept document */
     CLLM_DOC_N_RULES
@@ -264,6 +266,11 @@ void cllm_dedup_signature(const cllm_dedup *d, const char *text, size_t len, cll
  * the estimated Jaccard), or CLLM_DOC_KEPT, after which it is remembered under `id`. */
 cllm_status cllm_dedup_add(cllm_dedup *d, const cllm_doc_sig *sig, uint64_t id,
                            cllm_doc_rule *verdict, uint64_t *dup_of, double *similarity);
+/* The same decision without remembering anything: whether sig repeats a document added so
+ * far (CLLM_DOC_EXACT_DUP, CLLM_DOC_NEAR_DUP with *dup_of and *similarity) or not
+ * (CLLM_DOC_KEPT). */
+void cllm_dedup_find(const cllm_dedup *d, const cllm_doc_sig *sig, cllm_doc_rule *verdict,
+                     uint64_t *dup_of, double *similarity);
 /* Estimated Jaccard similarity of two signatures (share of equal MinHash values). */
 double cllm_dedup_similarity(const cllm_dedup *d, const cllm_doc_sig *a, const cllm_doc_sig *b);
 
@@ -283,6 +290,12 @@ typedef struct {
     int threads;           /* <= 0: all online CPUs */
     bool force;            /* replace prepared data already in out_dir */
     bool removed_log;      /* write out_dir/removed.jsonl (one line per removed document) */
+    /* Held-out texts to keep out of the data (decontamination): JSONL files whose records'
+     * "text", "response" and assistant "messages" contents are cleaned like documents; a
+     * document equal to one of them, or a near-duplicate at dedup.near_threshold, is removed
+     * as CLLM_DOC_HELD_OUT (removed.jsonl names the FILE:LINE of the record). */
+    const char *const *held_out;
+    int n_held_out;
     bool progress;         /* a progress line on stderr (meant for a terminal) */
 } cllm_prepare_opts;
 cllm_prepare_opts cllm_prepare_opts_default(void);
@@ -297,6 +310,7 @@ typedef struct {
     uint64_t removed[CLLM_DOC_N_RULES];                /* documents per rule ([KEPT] = kept) */
     uint64_t removed_bytes[CLLM_DOC_N_RULES];          /* their bytes as read */
     uint64_t kept_bytes;                               /* bytes of the kept, cleaned text */
+    uint64_t held_out_texts;                           /* held-out texts read (held_out) */
     cllm_split_stats train, val;                       /* tokens include one <|endoftext|> per
                                                           document */
     uint32_t vocab_size, eot;
