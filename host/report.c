@@ -1112,6 +1112,39 @@ static void category_row(FILE *md, const char *when, const cJSON *c) {
             100 * jnum(c, "top1"), 100 * jnum(c, "chance"));
 }
 
+/* Whether the pretraining data kept the file `val` out (`cllm data prepare --held-out`): 1 if
+ * its stats.json names that file among its held-out files, 0 if it names others or none, -1
+ * when unknown (no stats.json). Paths are compared as resolved, else as written. */
+static int held_out_of_pretraining(report *r, const char *val) {
+    if (!r->stats || !val) return -1;
+    const cJSON *h = jget(r->stats, "options.held_out"), *e;
+    char want[PATH_MAX], got[PATH_MAX];
+    const char *w = realpath(val, want) ? want : val;
+    if (!cJSON_IsArray(h)) return 0;
+    cJSON_ArrayForEach(e, h) {
+        if (!cJSON_IsString(e)) continue;
+        const char *g = realpath(e->valuestring, got) ? got : e->valuestring;
+        if (!strcmp(g, w)) return 1;
+    }
+    return 0;
+}
+
+/* After the SFT validation line: whether its conversations' answers were also kept out of
+ * pretraining. */
+static void held_out_note(FILE *md, report *r) {
+    const char *val = jstr(r->sft_args, "args.val_data");
+    int kept_out = held_out_of_pretraining(r, val);
+    if (kept_out == 1)
+        fprintf(md, " Their answers were kept out of pretraining too (`cllm data prepare "
+                    "--held-out %s`: %s documents removed), so the model meets them here "
+                    "for the first time.",
+                shown(r, val, 0), INT(jnum(r->stats, "removed.held_out.documents")));
+    else if (kept_out == 0)
+        fprintf(md, " Their answers may also be in the pretraining data (it was prepared "
+                    "without `--held-out %s`): held-out here means held out of fine-tuning.",
+                shown(r, val, 0));
+}
+
 static cllm_status section_sft(report *r) {
     FILE *md = r->md;
     cllm_status st = CLLM_OK;
@@ -1158,11 +1191,14 @@ static cllm_status section_sft(report *r) {
     if (isfinite(done) && isfinite(planned) && done < planned)
         fprintf(md, "It stopped at step %s of %s (interrupted, or a time limit).\n\n", INT(done),
                 INT(planned));
-    if (isfinite(vb) && isfinite(va))
+    if (isfinite(vb) && isfinite(va)) {
         fprintf(md,
                 "Validation loss on held-out conversations (assistant tokens): %.4f before "
-                "fine-tuning, %.4f after %s steps.\n\n",
+                "fine-tuning, %.4f after %s steps.",
                 vb, va, INT(jnum(r->sft_rep, "step")));
+        held_out_note(md, r);
+        fputs("\n\n", md);
+    }
     const cJSON *cc = jget(r->sft_rep, "category_check");
     if (cc) {
         fputs("**Does it answer the request?** Each held-out answer is scored under the request "

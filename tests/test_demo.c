@@ -317,6 +317,12 @@ int main(void) {
     CHECK_HAS(md, "%s documents (%.2f MB) read",
               commas(buf, (long long)num(stats, "documents_in", NULL)),
               num(stats, "bytes_in", NULL) / 1e6);
+    /* the chat set's held-out answers were kept out of pretraining, and the report says so */
+    double held = num(cJSON_GetObjectItemCaseSensitive(stats, "removed"), "held_out", "documents");
+    CHECK_MSG(held > 0, "no held-out chat answer was removed from the pretraining data");
+    CHECK(contains(md, "Their answers were kept out of pretraining too"));
+    CHECK_HAS(md, "`: %s documents removed), so the model meets them here",
+              commas(buf, (long long)held));
     /* samples: the last sample's text appears verbatim */
     char *samples = slurp(run_dir, "samples.jsonl");
     if (samples) {
@@ -383,6 +389,35 @@ int main(void) {
     CHECK(check_links(amd, g_tmp) == 2);
     free(amd);
     free(auto_md);
+
+    /* data prepared without --held-out: the report says the answers may be in it */
+    {
+        char *sp = cllm_strdup_printf("%s/data/pretrain/stats.json", dir);
+        char *orig = NULL;
+        size_t olen = 0;
+        CHECK_OK(cllm_read_file(sp, &orig, &olen));
+        cJSON *sj = orig ? cJSON_Parse(orig) : NULL;
+        cJSON *opt = cJSON_GetObjectItemCaseSensitive(sj, "options");
+        CHECK(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(opt, "held_out")));
+        cJSON_ReplaceItemInObjectCaseSensitive(opt, "held_out", cJSON_CreateArray());
+        char *t = cJSON_Print(sj);
+        write_text(sp, t);
+        free(out);
+        free(err);
+        char *nmd = cllm_path_join(g_tmp, "no-held-out.md");
+        rc = run(&out, &err, "report '%s' --no-attention --out '%s'", run_dir, nmd);
+        CHECK_MSG(rc == 0, "cllm report exited %d: %s", rc, err ? err : "");
+        char *m3 = slurp(g_tmp, "no-held-out.md");
+        CHECK(contains(m3, "Their answers may also be in the pretraining data"));
+        CHECK(!contains(m3, "kept out of pretraining too"));
+        write_text(sp, orig); /* as it was */
+        free(m3);
+        free(nmd);
+        free(t);
+        cJSON_Delete(sj);
+        free(orig);
+        free(sp);
+    }
 
     /* ---- refusals */
     free(out);
