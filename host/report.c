@@ -843,11 +843,13 @@ static cllm_status section_training(report *r) {
     run_progress(r, &step, &tokens, &secs);
     if (o) {
         double per = jnum(o, "batch") * jnum(o, "seq") * jnum(o, "grad_accum");
+        const bool short_of = isfinite(step) && isfinite(jnum(o, "steps")) &&
+                              step < jnum(o, "steps");
         fprintf(md,
-                "%s steps of %s tokens (batch %s × sequence %s × accumulation %s); AdamW, "
+                "%s steps%s of %s tokens (batch %s × sequence %s × accumulation %s); AdamW, "
                 "learning rate %g → %g (%s after %s warmup steps), weight decay %g, gradient "
                 "clipping at %g, seed %.0f.",
-                INT(jnum(o, "steps")), INT(per), INT(jnum(o, "batch")), INT(jnum(o, "seq")),
+                INT(jnum(o, "steps")), short_of ? " (planned)" : "", INT(per), INT(jnum(o, "batch")), INT(jnum(o, "seq")),
                 INT(jnum(o, "grad_accum")), jnum(o, "lr"), jnum(r->args, "min_lr_effective"),
                 jstr(o, "schedule") ? jstr(o, "schedule") : "?", INT(jnum(o, "warmup")),
                 jnum(o, "weight_decay"), jnum(o, "clip"), jnum(o, "seed"));
@@ -867,7 +869,7 @@ static cllm_status section_training(report *r) {
                     " The validation during training scores %s batch%s of the held-out split "
                     "(the same each time); the evaluation below scores all of it.",
                     INT(vb), vb == 1 ? "" : "es");
-        if (isfinite(step) && isfinite(jnum(o, "steps")) && step < jnum(o, "steps"))
+        if (short_of)
             fprintf(md, " It stopped at step %s of %s (interrupted, or a time limit).", INT(step),
                     INT(jnum(o, "steps")));
         fputs("\n\n", md);

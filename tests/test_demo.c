@@ -297,6 +297,18 @@ int main(void) {
               commas(buf, (long long)num(state, "step", NULL)),
               commas((char[32]){0}, (long long)num(state, "tokens", NULL)));
     CHECK(num(state, "step", NULL) == s_last);
+    /* the planned steps, and when the time limit ended the run short of them, both counts */
+    cJSON *targs = load_json(run_dir, "train_args.json");
+    double planned = num(cJSON_GetObjectItemCaseSensitive(targs, "options"), "steps", NULL);
+    if (num(state, "step", NULL) < planned) {
+        CHECK_HAS(md, "%s steps (planned) of", commas(buf, (long long)planned));
+        CHECK_HAS(md, "It stopped at step %s of %s",
+                  commas(buf, (long long)num(state, "step", NULL)),
+                  commas((char[32]){0}, (long long)planned));
+    } else {
+        CHECK_HAS(md, "%s steps of", commas(buf, (long long)planned));
+    }
+    cJSON_Delete(targs);
     /* the evaluation */
     cJSON *ev = load_json(run_dir, "eval.json");
     CHECK_HAS(md, "| %s | %.4f | %.2f | %.4f |",
