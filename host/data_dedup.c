@@ -442,46 +442,44 @@ static void band_keys(const cllm_dedup *d, const cllm_doc_sig *sig, uint64_t *ke
     }
 }
 
-void cllm_dedup_find(const cllm_dedup *d, const cllm_doc_sig *sig, cllm_doc_rule *verdict,
-                     uint64_t *dup_of, double *similarity) {
+/* The decision of cllm_dedup_find; *near says whether sig takes part in the near-duplicate
+ * test, and then keys holds its band keys. */
+static void lookup(const cllm_dedup *d, const cllm_doc_sig *sig, uint64_t *keys, bool *near,
+                   cllm_doc_rule *verdict, uint64_t *dup_of, double *similarity) {
     *verdict = CLLM_DOC_KEPT;
     *dup_of = 0;
     *similarity = 0;
+    *near = d->o.near_threshold > 0 && sig->n_shingles > 0 && sig->minhash;
     if (d->o.exact && exact_find(d, sig, dup_of)) {
         *verdict = CLLM_DOC_EXACT_DUP;
         *similarity = 1;
         return;
     }
-    if (!(d->o.near_threshold > 0 && sig->n_shingles > 0 && sig->minhash)) return;
-    uint64_t keys[1024];
+    if (!*near) return;
     band_keys(d, sig, keys);
     if (near_find(d, keys, sig, dup_of, similarity)) *verdict = CLLM_DOC_NEAR_DUP;
 }
 
+void cllm_dedup_find(const cllm_dedup *d, const cllm_doc_sig *sig, cllm_doc_rule *verdict,
+                     uint64_t *dup_of, double *similarity) {
+    uint64_t keys[1024];
+    bool near;
+    lookup(d, sig, keys, &near, verdict, dup_of, similarity);
+}
+
 cllm_status cllm_dedup_add(cllm_dedup *d, const cllm_doc_sig *sig, uint64_t id,
                            cllm_doc_rule *verdict, uint64_t *dup_of, double *similarity) {
-    *verdict = CLLM_DOC_KEPT;
-    *dup_of = 0;
-    *similarity = 0;
-    cllm_status st;
-    if (d->o.exact && exact_find(d, sig, dup_of)) {
-        *verdict = CLLM_DOC_EXACT_DUP;
-        *similarity = 1;
-        return CLLM_OK;
-    }
-    bool near = d->o.near_threshold > 0 && sig->n_shingles > 0 && sig->minhash;
+    uint64_t keys[1024];
+    bool near;
+    lookup(d, sig, keys, &near, verdict, dup_of, similarity);
+    if (*verdict != CLLM_DOC_KEPT) return CLLM_OK;
     if (!near) return d->o.exact ? exact_insert(d, sig, id) : CLLM_OK;
     const int P = d->o.num_perm;
-    uint64_t keys[1024];
+    cllm_status st;
     if (!d->table_cap) {
         st = grow((void **)&d->table, &d->table_cap, 4096, sizeof *d->table);
         if (st != CLLM_OK) return st;
         memset(d->table, 0, d->table_cap * sizeof *d->table);
-    }
-    band_keys(d, sig, keys);
-    if (near_find(d, keys, sig, dup_of, similarity)) {
-        *verdict = CLLM_DOC_NEAR_DUP;
-        return CLLM_OK;
     }
     /* Not a duplicate: remember it. */
     if (d->o.exact && (st = exact_insert(d, sig, id)) != CLLM_OK) return st;

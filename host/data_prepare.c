@@ -11,6 +11,7 @@
 #include "cllm/tokenizer.h"
 #include "cllm/util.h"
 #include "data_internal.h"
+#include "eval_internal.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -139,11 +140,14 @@ typedef struct {
     cllm_tokenizer *tok;
     cllm_dedup *dedup;
     /* held-out texts (o->held_out): their own index, with the same permutations as dedup so
-     * that a document's signature can be looked up in it; record k came from
-     * o->held_out[excl_file[k]], line excl_line[k] */
+     * that a document's signature can be looked up in it; text k came from
+     * o->held_out[excl_src[k].file], line excl_src[k].line */
     cllm_dedup *excl;
-    int *excl_file;
-    uint64_t *excl_line;
+    struct {
+        int file;
+        uint64_t line;
+    } *excl_src;
+    uint64_t excl_cap;
     FILE *tokens; /* work/tokens.u32 */
     uint64_t n_tokens;
     FILE *removed; /* work/removed.jsonl */
@@ -227,8 +231,8 @@ static cllm_status log_removed(prep *p, const item *it) {
         break;
     }
     case CLLM_DOC_HELD_OUT: {
-        char *by = cllm_strdup_printf("%s:%llu", p->o->held_out[p->excl_file[it->dup_of]],
-                                      (unsigned long long)p->excl_line[it->dup_of]);
+        char *by = cllm_strdup_printf("%s:%llu", p->o->held_out[p->excl_src[it->dup_of].file],
+                                      (unsigned long long)p->excl_src[it->dup_of].line);
         cJSON_AddStringToObject(j, "held_out_in", by ? by : "");
         free(by);
         cJSON_AddNumberToObject(j, "jaccard", it->sim);
@@ -767,17 +771,19 @@ static cllm_status held_out_add(prep *p, const char *text, int file, uint64_t li
         return CLLM_OK;
     }
     uint64_t k = p->s->held_out_texts;
-    int *nf = realloc(p->excl_file, (k + 1) * sizeof *nf);
-    if (nf) p->excl_file = nf;
-    uint64_t *nl = nf ? realloc(p->excl_line, (k + 1) * sizeof *nl) : NULL;
-    if (nl) p->excl_line = nl;
-    if (!nf || !nl) {
-        free(c.text);
-        return cllm_fail(CLLM_ERR_NOMEM, "out of memory (%llu held-out texts)",
-                         (unsigned long long)k + 1);
+    if (k == p->excl_cap) {
+        uint64_t cap = k ? 2 * k : 1024;
+        void *ns = realloc(p->excl_src, cap * sizeof *p->excl_src);
+        if (!ns) {
+            free(c.text);
+            return cllm_fail(CLLM_ERR_NOMEM, "out of memory (%llu held-out texts)",
+                             (unsigned long long)cap);
+        }
+        p->excl_src = ns;
+        p->excl_cap = cap;
     }
-    p->excl_file[k] = file;
-    p->excl_line[k] = line;
+    p->excl_src[k].file = file;
+    p->excl_src[k].line = line;
     cllm_doc_sig sig = {.minhash = mh};
     cllm_dedup_signature(p->excl, c.text, c.len, &sig);
     free(c.text);
@@ -789,72 +795,63 @@ static cllm_status held_out_add(prep *p, const char *text, int file, uint64_t li
     return st;
 }
 
-/* Read o->held_out: JSONL records; their "text", "response" and assistant "messages"
- * contents are the texts to keep out. One clear line for a file that is not that. */
+/* One record of a held-out file: its "text", "response" and assistant "messages" contents. */
+typedef struct {
+    prep *p;
+    int file;
+    uint32_t *mh; /* a signature's scratch */
+} held_out_ctx;
+
+static cllm_status held_out_line(void *user, const char *line, size_t len, long lineno) {
+    held_out_ctx *h = user;
+    cJSON *j = NULL;
+    cllm_status st = ev_parse_object(&j, line, len);
+    if (st != CLLM_OK) return st;
+    int found = 0;
+    static const char *const keys[] = {"text", "response"};
+    for (size_t k = 0; k < 2 && st == CLLM_OK; k++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+        if (!cJSON_IsString(t)) continue;
+        found++;
+        st = held_out_add(h->p, t->valuestring, h->file, (uint64_t)lineno, h->mh);
+    }
+    const cJSON *m, *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    if (!cJSON_IsArray(msgs)) msgs = NULL;
+    cJSON_ArrayForEach(m, msgs) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (st != CLLM_OK || !cJSON_IsString(r) || strcmp(r->valuestring, "assistant") ||
+            !cJSON_IsString(c))
+            continue;
+        found++;
+        st = held_out_add(h->p, c->valuestring, h->file, (uint64_t)lineno, h->mh);
+    }
+    cJSON_Delete(j);
+    if (st == CLLM_OK && !found)
+        st = cllm_fail(CLLM_ERR_FORMAT,
+                       "no \"text\", \"response\" or assistant \"messages\" content (expected "
+                       "records of held-out texts)");
+    return st;
+}
+
+/* Read o->held_out (JSONL, strict: a malformed line is an error naming FILE:LINE). */
 static cllm_status load_held_out(prep *p, const cllm_dedup_opts *dopt) {
     const cllm_prepare_opts *o = p->o;
     cllm_status st = cllm_dedup_init(&p->excl, dopt);
     if (st != CLLM_OK) return st;
-    uint32_t *mh = malloc((size_t)(dopt->num_perm > 0 ? dopt->num_perm : 1) * sizeof *mh);
-    if (!mh) return cllm_fail(CLLM_ERR_NOMEM, "out of memory");
+    held_out_ctx h = {.p = p};
+    h.mh = malloc((size_t)(dopt->num_perm > 0 ? dopt->num_perm : 1) * sizeof *h.mh);
+    if (!h.mh) return cllm_fail(CLLM_ERR_NOMEM, "out of memory");
     for (int f = 0; f < o->n_held_out && st == CLLM_OK; f++) {
-        const char *path = o->held_out[f];
-        char *data = NULL;
-        size_t len = 0;
-        if ((st = cllm_read_file(path, &data, &len)) != CLLM_OK) break;
-        uint64_t line = 0, texts = p->s->held_out_texts;
-        for (char *q = data, *end = data + len; q < end && st == CLLM_OK;) {
-            char *nl = memchr(q, '\n', (size_t)(end - q));
-            char *e = nl ? nl : end;
-            line++;
-            const char *b = q;
-            while (b < e && (*b == ' ' || *b == '\t' || *b == '\r'))
-                b++;
-            q = nl ? nl + 1 : end;
-            if (b == e) continue;
-            cJSON *j = cJSON_ParseWithLength(b, (size_t)(e - b));
-            if (!cJSON_IsObject(j)) {
-                cJSON_Delete(j);
-                st = cllm_fail(CLLM_ERR_FORMAT,
-                               "%s:%llu: --held-out expects JSONL, one object per line with "
-                               "\"text\", \"response\" or \"messages\"",
-                               path, (unsigned long long)line);
-                break;
-            }
-            int found = 0;
-            static const char *const keys[] = {"text", "response"};
-            for (size_t k = 0; k < 2 && st == CLLM_OK; k++) {
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
-                if (cJSON_IsString(t)) {
-                    found++;
-                    st = held_out_add(p, t->valuestring, f, line, mh);
-                }
-            }
-            const cJSON *m, *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
-            if (!cJSON_IsArray(msgs)) msgs = NULL;
-            cJSON_ArrayForEach(m, msgs) {
-                const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
-                const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
-                if (st != CLLM_OK || !cJSON_IsString(r) || strcmp(r->valuestring, "assistant") ||
-                    !cJSON_IsString(c))
-                    continue;
-                found++;
-                st = held_out_add(p, c->valuestring, f, line, mh);
-            }
-            cJSON_Delete(j);
-            if (st == CLLM_OK && !found)
-                st = cllm_fail(CLLM_ERR_FORMAT,
-                               "%s:%llu: no \"text\", \"response\" or assistant \"messages\" "
-                               "content",
-                               path, (unsigned long long)line);
-        }
-        free(data);
-        if (st == CLLM_OK && p->s->held_out_texts == texts)
-            st = cllm_fail(CLLM_ERR_FORMAT, "%s: no held-out texts in it (--held-out expects JSONL "
-                                            "records with \"text\", \"response\" or \"messages\")",
-                           path);
+        uint64_t before = p->s->held_out_texts;
+        cllm_jsonl_stats js;
+        h.file = f;
+        st = ev_jsonl_each(o->held_out[f], true, 0, "held-out texts", held_out_line, &h, &js);
+        if (st == CLLM_OK && p->s->held_out_texts == before)
+            st = cllm_fail(CLLM_ERR_FORMAT, "%s: no held-out texts (every one is empty)",
+                           o->held_out[f]);
     }
-    free(mh);
+    free(h.mh);
     return st;
 }
 
@@ -960,8 +957,7 @@ fail:
     cllm_reader_free(p.reader);
     cllm_dedup_free(p.dedup);
     cllm_dedup_free(p.excl);
-    free(p.excl_file);
-    free(p.excl_line);
+    free(p.excl_src);
     cllm_tokenizer_free(p.tok);
     return st;
 }

@@ -474,9 +474,11 @@ int main(void) {
         static const struct {
             const char *text, *want;
         } bad[] = {
-            {"{\"text\": \"fine\"}\nnot json\n", "held.jsonl:2: --held-out expects JSONL"},
+            {"{\"text\": \"fine\"}\nnot json\n", "held.jsonl:2: "},
             {"{\"context\": \"a\", \"choices\": [\"b\"]}\n", "held.jsonl:1: no \"text\""},
-            {"\n\n", "no held-out texts in it"},
+            {"\n\n", "held.jsonl: no held-out texts"},
+            {"{\"text\": \"  \"}\n", "held.jsonl: no held-out texts (every one is empty)"},
+            {"{\"text\": \"ok\xff\"}\n", "held.jsonl:1: invalid UTF-8"},
         };
         char *out_b = cllm_path_join(root, "out_held_bad");
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
